@@ -1,0 +1,36 @@
+# otxlike: `make install` sets everything up in .venv, `make test` runs the tests,
+# `make demo` runs the whole slice on real sample data (scikit-learn's digits).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+UVPIP  := $(UV) pip install --python $(PY)
+# mmcv 2.1.0 only exists as a source distribution; a wheel built exactly the same way
+# (see ../shared/wheels/README.md) saves ~10 minutes of compiling when it is present.
+WHEELS := $(wildcard ../shared/wheels/mmcv-2.1.0-*.whl)
+FIND_LINKS := $(if $(WHEELS),--find-links ../shared/wheels)
+DEMO_DIR ?= demo-run
+
+.PHONY: install test test-all demo clean
+
+install: $(UV)
+	$(UVPIP) "torch==2.13.0" "torchvision==0.28.0" "setuptools>=77,<81" wheel ninja
+	MAX_JOBS=2 $(UVPIP) --no-build-isolation $(FIND_LINKS) "mmcv==2.1.0"
+	$(UVPIP) $(FIND_LINKS) -e ".[dev]"
+	$(VENV)/bin/otxlike doctor
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "uv>=0.5"
+
+test:
+	$(PY) -m pytest -m "not slow" -q
+
+test-all:
+	$(PY) -m pytest -q
+
+demo:
+	bash scripts/demo.sh $(DEMO_DIR)
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,1 @@
+"""The backbone catalog: live introspection of installed libraries, shape inference, wrappers."""

@@ -1,0 +1,114 @@
+"""Backbone providers: one object per library, each listing what the installed library offers.
+
+A provider has a ``name`` (the prefix of its backbone names), ``specs()`` (introspected live from
+the installed library, never a hand-kept list) and ``model_cfg(spec, values)`` (the ``backbone``
+dict to put in a workspace's ``model.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from otxlike.backbones.introspect import class_args, function_args
+from otxlike.backbones.spec import BackboneSpec
+from otxlike.errors import OtxlikeError
+
+
+class MMProvider:
+    """Backbones of an OpenMMLab library (mmdet, mmseg, mmpretrain).
+
+    A backbone is a class exported by ``<lib>.models.backbones`` (its ``__all__``) and registered
+    in ``<lib>.registry.MODELS``; mmseg's backbones folder also registers helpers such as
+    ``DeconvModule`` that are not exported, and are not listed.
+
+    Args:
+        name: Import name and backbone-name prefix, e.g. ``mmdet``.
+        package: The PyPI distribution to install if the import fails, e.g. ``mmsegmentation``.
+    """
+
+    def __init__(self, name: str, package: str) -> None:
+        self.name = name
+        self.package = package
+
+    def _import(self) -> tuple[Any, Any]:
+        try:
+            backbones = importlib.import_module(f"{self.name}.models.backbones")
+            registry = importlib.import_module(f"{self.name}.registry")
+        except ImportError as exc:
+            raise OtxlikeError(
+                f"backbone library '{self.name}' cannot be imported ({exc})",
+                f"install it with: pip install {self.package}",
+            ) from exc
+        registry.MODELS.import_from_location()
+        return backbones, registry.MODELS
+
+    def specs(self) -> list[BackboneSpec]:
+        """Introspect every backbone class of the installed library.
+
+        Raises:
+            OtxlikeError: If the library is not installed.
+        """
+        backbones, models = self._import()
+        out = []
+        for cls_name in getattr(backbones, "__all__", []):
+            cls = models.module_dict.get(cls_name)
+            if cls is None or not inspect.isclass(cls):
+                continue
+            args, accepts_kwargs = class_args(cls)
+            out.append(
+                BackboneSpec(
+                    name=f"{self.name}.{cls_name}",
+                    library=self.name,
+                    source=inspect.getsourcefile(cls) or "",
+                    args=args,
+                    accepts_kwargs=accepts_kwargs,
+                )
+            )
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py``: the scoped type plus the given values."""
+        return {"type": spec.name, **values}
+
+
+class TorchvisionProvider:
+    """torchvision's classification models, used as backbones through their feature maps.
+
+    Each model is wrapped by ``otxlike.TorchvisionBackbone``, which returns the output of each
+    stage with ``torchvision.models.feature_extraction.create_feature_extractor``.
+    """
+
+    name = "torchvision"
+    package = "torchvision"
+
+    def specs(self) -> list[BackboneSpec]:
+        """One spec per model of ``torchvision.models.list_models(module=torchvision.models)``."""
+        try:
+            import torchvision
+            from torchvision.models import get_model_builder, list_models
+        except ImportError as exc:
+            raise OtxlikeError(f"torchvision cannot be imported ({exc})", "install it with: pip install torchvision") from exc
+        out = []
+        for model_name in list_models(module=torchvision.models):
+            builder = get_model_builder(model_name)
+            args, _ = function_args(builder, skip=("progress",))
+            out.append(
+                BackboneSpec(
+                    name=f"torchvision.{model_name}",
+                    library=self.name,
+                    source=inspect.getsourcefile(builder) or "",
+                    args=args,
+                    accepts_kwargs=True,
+                )
+            )
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py``, with the stage nodes found for this model."""
+        from otxlike.backbones.torchvision_backbone import find_stage_nodes
+
+        kwargs = {k: v for k, v in values.items() if k != "weights"}
+        nodes = find_stage_nodes(spec.short_name, **kwargs)
+        return {"type": "otxlike.TorchvisionBackbone", "model_name": spec.short_name, "return_nodes": nodes, **values}

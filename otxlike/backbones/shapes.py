@@ -1,0 +1,71 @@
+"""Measure a backbone's output channels and strides with one tiny forward pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from otxlike.errors import OtxlikeError
+
+
+@dataclass(frozen=True)
+class FeatureShapes:
+    """Channels and strides of a backbone's outputs, in output order.
+
+    Attributes:
+        channels: ``C_i`` of each output (N, C_i, H_i, W_i).
+        strides: ``H / H_i`` of each output, in pixels of the input.
+    """
+
+    channels: tuple[int, ...]
+    strides: tuple[int, ...]
+
+
+def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> FeatureShapes:
+    """Build ``backbone_cfg`` and run a (2, 3, input_size, input_size) zero batch through it.
+
+    The forward runs in eval mode under ``torch.no_grad()`` on the CPU; at the training input
+    size it also proves the backbone works at that resolution (a stride-64 network on 32x32
+    images fails here, not in the middle of training).
+
+    Args:
+        backbone_cfg: An mmengine model config dict, e.g. ``{'type': 'mmdet.RegNet', 'arch': ...}``.
+        scope: Default scope to resolve unscoped types in (``mmpretrain``, ``mmdet``, ``mmseg``).
+        input_size: Side of the square probe input in pixels.
+
+    Returns:
+        The :class:`FeatureShapes` of the backbone's outputs.
+
+    Raises:
+        OtxlikeError: If the backbone cannot be built with these arguments, fails on the probe,
+            or returns something other than 4-D feature maps.
+    """
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+
+    name = backbone_cfg.get("type")
+    try:
+        with DefaultScope.overwrite_default_scope(scope):
+            module = MODELS.build(dict(backbone_cfg))
+    except OtxlikeError:
+        raise
+    except Exception as exc:
+        raise OtxlikeError(
+            f"could not build backbone {name}: {type(exc).__name__}: {exc}",
+            "check its arguments in backbone.yaml",
+        ) from exc
+    module.eval()
+    try:
+        with torch.no_grad():
+            outs = module(torch.zeros(2, 3, input_size, input_size))
+    except Exception as exc:
+        raise OtxlikeError(
+            f"backbone {name} fails on a {input_size}x{input_size} input: {type(exc).__name__}: {exc}",
+            "pick another backbone or a larger input_size in data_pipeline.py",
+        ) from exc
+    outs = (outs,) if isinstance(outs, torch.Tensor) else tuple(outs)
+    if not outs or any(not isinstance(o, torch.Tensor) or o.dim() != 4 for o in outs):
+        raise OtxlikeError(f"backbone {name} does not return 4-D feature maps (N, C, H, W)")
+    return FeatureShapes(
+        channels=tuple(int(o.shape[1]) for o in outs),
+        strides=tuple(max(1, round(input_size / o.shape[-1])) for o in outs),
+    )

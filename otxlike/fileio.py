@@ -1,0 +1,65 @@
+"""Safe writes for files the user owns: write to a temp file, then rename; back up what is replaced."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def atomic_write_text(path: Path, text: str, backup_dir: Path | None = None) -> Path | None:
+    """Write ``text`` to ``path`` atomically, keeping a copy of the previous content.
+
+    The text goes to a temporary file in the same folder, which is then renamed over ``path``
+    (``os.replace`` is atomic on POSIX), so a crash never leaves a half-written file.
+
+    Args:
+        path: Destination file.
+        text: Full new content (UTF-8).
+        backup_dir: If given and ``path`` exists with different content, the old file is copied
+            there first (same file name).
+
+    Returns:
+        The backup file's path, or None if nothing was backed up.
+    """
+    path = Path(path)
+    backup = None
+    if backup_dir is not None and path.exists() and path.read_text(encoding="utf-8") != text:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        backup = backup_dir / path.name
+        shutil.copy2(path, backup)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return backup
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML, except lists of scalars which stay on one line (``strides: [1, 2, 2, 2]``)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(not isinstance(v, (list, dict)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def dump_yaml(data: object) -> str:
+    """Render ``data`` as YAML, keeping the key order of the mappings."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def timestamp() -> str:
+    """Local time as ``YYYYMMDD_HHMMSS``, used for run and backup folder names."""
+    return time.strftime("%Y%m%d_%H%M%S")

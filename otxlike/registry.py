@@ -1,0 +1,17 @@
+"""otxlike's child of mmengine's root MODELS registry.
+
+mmengine resolves a scoped type such as ``'otxlike.TorchvisionBackbone'`` by importing
+``otxlike.registry`` and then the registry's ``locations`` (see ``Registry.get`` in
+``mmengine/registry/registry.py``), so a workspace's ``model.py`` can name otxlike modules from any
+default scope (mmpretrain, mmdet, mmseg) without ``custom_imports``.
+"""
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    "model",
+    parent=MMENGINE_MODELS,
+    scope="otxlike",
+    locations=["otxlike.backbones.torchvision_backbone"],
+)

@@ -1,0 +1,1 @@
+"""Templates, workspace scaffolding, the manifest and data.yaml."""

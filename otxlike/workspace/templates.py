@@ -1,0 +1,99 @@
+"""Discover task templates: ``templates/<task>/<id>/{template.yaml, model.py, data_pipeline.py}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from otxlike import TASKS
+from otxlike.errors import OtxlikeError
+
+TEMPLATE_FILES = ("template.yaml", "model.py", "data_pipeline.py")
+
+
+def templates_root() -> Path:
+    """The folder holding the templates: packaged as ``otxlike/_templates`` in a wheel, or the
+    repository's top-level ``templates/`` in an editable install."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A task template: the files a new workspace starts from.
+
+    Attributes:
+        id: Unique id, e.g. ``cls_resnet18``.
+        name: Human-readable name.
+        task: One of :data:`otxlike.TASKS`.
+        library: The OpenMMLab library whose runner scope the model uses (``mmpretrain``...).
+        summary: What the template is for.
+        data_format: Dataset format of ``data.yaml`` (``imagenet``: one folder per class).
+        default: Whether ``build --task`` picks it when no ``--template`` is given.
+        path: The template folder.
+        backbone_defaults: Argument values applied to a swapped-in backbone that takes them.
+    """
+
+    id: str
+    name: str
+    task: str
+    library: str
+    summary: str
+    data_format: str
+    default: bool
+    path: Path
+    backbone_defaults: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "Template":
+        """Read ``folder/template.yaml``."""
+        meta = yaml.safe_load((folder / "template.yaml").read_text(encoding="utf-8"))
+        return cls(
+            id=meta["id"], name=meta["name"], task=meta["task"], library=meta["library"],
+            summary=" ".join(str(meta.get("summary", "")).split()), data_format=meta["data_format"],
+            default=bool(meta.get("default", False)), path=folder,
+            backbone_defaults=dict(meta.get("backbone_defaults") or {}),
+        )
+
+
+def list_templates(task: str | None = None) -> list[Template]:
+    """Every template (of ``task`` if given), default ones first, then by id."""
+    found = [
+        Template.from_folder(p.parent)
+        for p in sorted(templates_root().glob("*/*/template.yaml"))
+    ]
+    found = [t for t in found if task is None or t.task == task]
+    return sorted(found, key=lambda t: (TASKS.index(t.task) if t.task in TASKS else 99, not t.default, t.id))
+
+
+def check_task(task: str) -> str:
+    """Return ``task`` if it is known.
+
+    Raises:
+        OtxlikeError: If it is not one of :data:`otxlike.TASKS`.
+    """
+    if task not in TASKS:
+        raise OtxlikeError(f"unknown task '{task}'", f"choose one of: {', '.join(TASKS)}")
+    return task
+
+
+def get_template(task: str, template_id: str | None = None) -> Template:
+    """The template ``template_id`` of ``task``, or the task's default template.
+
+    Raises:
+        OtxlikeError: If the task is unknown, has no template, or has none called ``template_id``.
+    """
+    check_task(task)
+    candidates = list_templates(task)
+    if template_id is not None:
+        for t in candidates:
+            if t.id == template_id:
+                return t
+        ids = ", ".join(t.id for t in candidates) or "none"
+        raise OtxlikeError(f"task '{task}' has no template '{template_id}'", f"templates of {task}: {ids}")
+    if not candidates:
+        raise OtxlikeError(f"no template for task '{task}' yet", "see 'otxlike find --template'")
+    return candidates[0]

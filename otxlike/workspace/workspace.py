@@ -1,0 +1,283 @@
+"""A workspace: a folder of plain, editable files made from a template, plus its manifest."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from otxlike import __version__
+from otxlike.errors import OtxlikeError
+from otxlike.fileio import atomic_write_text, dump_yaml, timestamp
+from otxlike.workspace.templates import TEMPLATE_FILES, Template, get_template
+
+MANIFEST = "workspace.yaml"
+DATA_YAML = "data.yaml"
+BACKBONE_YAML = "backbone.yaml"
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif"}
+
+
+def default_workspace_dir(task: str) -> Path:
+    """``otxlike-workspace-<TASK>`` in the current folder, as OTX names it."""
+    return Path(f"otxlike-workspace-{task.upper()}")
+
+
+def _check_root(split: str, root: str | Path | None) -> str | None:
+    if root is None:
+        return None
+    path = Path(root).expanduser().resolve()
+    if not path.is_dir():
+        raise OtxlikeError(f"{split} data root {root} does not exist or is not a folder", "give an existing folder")
+    return str(path)
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted names of the sub-folders of ``root`` that hold at least one image (the classes)."""
+    return sorted(
+        d.name for d in Path(root).iterdir()
+        if d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
+    )
+
+
+@dataclass
+class Workspace:
+    """An existing workspace folder.
+
+    Attributes:
+        root: The folder.
+        manifest: Content of ``workspace.yaml`` (task, template, version, backbone, history).
+    """
+
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, root: str | Path | None = None) -> "Workspace":
+        """Open the workspace at ``root`` (default: the current folder).
+
+        Raises:
+            OtxlikeError: If the folder has no readable ``workspace.yaml``.
+        """
+        root = Path(root or ".").resolve()
+        path = root / MANIFEST
+        if not path.is_file():
+            raise OtxlikeError(
+                f"{root} is not an otxlike workspace (no {MANIFEST})",
+                "run 'otxlike build --task TASK' first, then cd into the workspace or pass --workspace",
+            )
+        try:
+            manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise OtxlikeError(f"{path} is not valid YAML ({exc})".replace("\n", " ")) from exc
+        if not isinstance(manifest, dict) or "task" not in manifest:
+            raise OtxlikeError(f"{path} has no 'task'", "restore it from .backup/ or rebuild the workspace")
+        return cls(root, manifest)
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def template(self) -> Template:
+        """The template metadata saved in the workspace's ``template.yaml``."""
+        return Template.from_folder(self.root)
+
+    @property
+    def model_py(self) -> Path:
+        return self.root / "model.py"
+
+    @property
+    def data_pipeline_py(self) -> Path:
+        return self.root / "data_pipeline.py"
+
+    @property
+    def backbone_yaml(self) -> Path:
+        return self.root / BACKBONE_YAML
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    def new_backup_dir(self) -> Path:
+        """``.backup/<timestamp>/``: where files are copied before they are overwritten."""
+        return self.root / ".backup" / timestamp()
+
+    def data(self) -> dict:
+        """``data.yaml`` as a dict, with roots resolved relative to the workspace.
+
+        Raises:
+            OtxlikeError: If the file is missing or malformed.
+        """
+        path = self.root / DATA_YAML
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise OtxlikeError(f"cannot read {path} ({exc})".replace("\n", " ")) from exc
+        for split in SPLITS:
+            entry = data.get(split) or {}
+            if not isinstance(entry, dict):
+                raise OtxlikeError(f"{path}: '{split}' must be a mapping with a data_root")
+            root = entry.get("data_root")
+            if root:
+                entry["data_root"] = str((self.root / root).resolve())
+            data[split] = entry
+        return data
+
+    def data_root(self, split: str) -> Path:
+        """The folder of ``split``; ``test`` falls back to ``val``.
+
+        Raises:
+            OtxlikeError: If the split has no root or the folder does not exist.
+        """
+        data = self.data()
+        root = data[split].get("data_root") or (data["val"].get("data_root") if split == "test" else None)
+        if not root:
+            raise OtxlikeError(
+                f"data.yaml has no {split} data_root",
+                f"run 'otxlike build --{split}-data-roots DIR' in the workspace, or edit data.yaml",
+            )
+        if not Path(root).is_dir():
+            raise OtxlikeError(f"{split} data root {root} (from data.yaml) does not exist", "fix data.yaml")
+        return Path(root)
+
+    def set_data_roots(self, roots: dict[str, str | Path | None]) -> list[Path]:
+        """Point ``data.yaml`` at new folders (only the splits given); back up the old file.
+
+        Raises:
+            OtxlikeError: If a folder does not exist (nothing is written then).
+        """
+        checked = {s: _check_root(s, r) for s, r in roots.items() if r is not None}
+        data = yaml.safe_load((self.root / DATA_YAML).read_text(encoding="utf-8")) or {}
+        for split, root in checked.items():
+            data.setdefault(split, {})["data_root"] = root
+        backup = self.new_backup_dir()
+        written = [self.root / DATA_YAML]
+        atomic_write_text(self.root / DATA_YAML, _data_yaml_text(data), backup)
+        if checked.get("train"):
+            text = self.model_py.read_text(encoding="utf-8")
+            new = with_num_classes(text, len(class_folders(Path(checked["train"]))))
+            if new != text:
+                atomic_write_text(self.model_py, new, backup)
+                written.append(self.model_py)
+        self.record("data", dict(checked))
+        return written
+
+    def record(self, action: str, details: dict | None = None, **fields) -> None:
+        """Add an entry to the manifest's history (and set top-level ``fields``), atomically."""
+        self.manifest.update(fields)
+        entry = {"time": datetime.now().isoformat(timespec="seconds"), "action": action}
+        if details:
+            entry.update(details)
+        self.manifest.setdefault("history", []).append(entry)
+        atomic_write_text(self.root / MANIFEST, dump_yaml(self.manifest))
+
+
+def _data_yaml_text(data: dict) -> str:
+    header = (
+        "# data.yaml: where this workspace's data is. Paths are absolute or relative to this file.\n"
+        "# format imagenet: one sub-folder of images per class. test falls back to val when empty.\n"
+    )
+    return header + dump_yaml(data)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``create_workspace`` made.
+
+    Attributes:
+        root: The workspace folder.
+        template: The template used.
+        files: Files written, in order.
+    """
+
+    root: Path
+    template: Template
+    files: tuple[Path, ...]
+
+
+def create_workspace(
+    task: str,
+    root: str | Path | None = None,
+    template_id: str | None = None,
+    train_root: str | Path | None = None,
+    val_root: str | Path | None = None,
+) -> BuildResult:
+    """Make a new workspace from a task template.
+
+    The files are written to a temporary folder beside ``root`` and renamed into place at the end,
+    so a failure leaves nothing half-made. An existing non-empty folder is never touched.
+
+    Args:
+        task: One of :data:`otxlike.TASKS`.
+        root: Workspace folder; default ``otxlike-workspace-<TASK>``.
+        template_id: A template of the task; default the task's default template.
+        train_root: Folder of the train split (optional; can be set later).
+        val_root: Folder of the val split (optional).
+
+    Returns:
+        A :class:`BuildResult`.
+
+    Raises:
+        OtxlikeError: Unknown task or template, missing data folders, or ``root`` already exists
+            and is not empty.
+    """
+    template = get_template(task, template_id)
+    root = Path(root) if root is not None else default_workspace_dir(task)
+    roots = {"train": _check_root("train", train_root), "val": _check_root("val", val_root)}
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        what = "an otxlike workspace" if (root / MANIFEST).is_file() else "not empty"
+        raise OtxlikeError(
+            f"{root} already exists and is {what}; nothing was changed",
+            "pick another --workspace, or run 'otxlike build --backbone ...' inside it",
+        )
+    root = root.resolve()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        for name in TEMPLATE_FILES:
+            shutil.copy2(template.path / name, staging / name)
+        if roots["train"]:
+            model_py = staging / "model.py"
+            text = model_py.read_text(encoding="utf-8")
+            model_py.write_text(with_num_classes(text, len(class_folders(Path(roots["train"])))), encoding="utf-8")
+        data = {
+            "format": template.data_format,
+            **{s: {"data_root": roots.get(s)} for s in SPLITS},
+        }
+        (staging / DATA_YAML).write_text(_data_yaml_text(data), encoding="utf-8")
+        manifest = {
+            "otxlike_version": __version__,
+            "task": task,
+            "template": template.id,
+            "created": datetime.now().isoformat(timespec="seconds"),
+            "backbone": None,
+            "history": [{"time": datetime.now().isoformat(timespec="seconds"), "action": "build", "template": template.id}],
+        }
+        (staging / MANIFEST).write_text(dump_yaml(manifest), encoding="utf-8")
+        if root.exists():
+            root.rmdir()  # empty, checked above
+        staging.rename(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    files = (MANIFEST, *TEMPLATE_FILES, DATA_YAML)
+    return BuildResult(root=root, template=template, files=tuple(root / f for f in files))
+
+
+def with_num_classes(model_text: str, num_classes: int) -> str:
+    """``model_text`` with ``model.head.num_classes`` set to ``num_classes`` (source-level edit).
+
+    Unchanged if the data has no class or the head declares no literal ``num_classes``.
+    """
+    from otxlike.configedit.source import ConfigSource
+
+    source = ConfigSource(model_text)
+    if num_classes and source.literal(("model", "head", "num_classes")) not in (None, num_classes):
+        source.set_key(("model", "head"), "num_classes", num_classes)
+        return source.result()
+    return model_text
