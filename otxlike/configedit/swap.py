@@ -152,7 +152,8 @@ def _validate(ws: Workspace, text: str, input_size: int) -> None:
         Path(tmp).unlink(missing_ok=True)
     try:
         with DefaultScope.overwrite_default_scope(cfg.get("default_scope")):
-            model = MODELS.build(cfg.model).eval()
+            model = MODELS.build(cfg.model)
+            model.eval()  # not chained: some modules' train() returns None
             with torch.no_grad():
                 model(torch.zeros(2, 3, input_size, input_size), mode="tensor")
     except Exception as exc:

@@ -182,7 +182,7 @@ def _new_run_dir(ws: Workspace, verb: str) -> Path:
 
 
 def _make_runner(cfg, verbose: bool):
-    """Build the Runner; mmengine's console log is limited to warnings unless ``verbose``.
+    """Build the Runner; mmengine's console log is limited to errors unless ``verbose``.
 
     The Runner logs its environment and config at construction, so the level is raised for that,
     then its log file (``<run_dir>/<time>/<time>.log``) is set back to INFO.
@@ -190,7 +190,7 @@ def _make_runner(cfg, verbose: bool):
     from mmengine.runner import Runner
 
     if not verbose:
-        cfg.log_level = "WARNING"
+        cfg.log_level = "ERROR"
     try:
         runner = Runner.from_cfg(cfg)
     except Exception as exc:
@@ -198,7 +198,7 @@ def _make_runner(cfg, verbose: bool):
                            "check model.py and data_pipeline.py") from exc
     runner.logger.setLevel(logging.INFO)
     for handler in runner.logger.handlers:
-        handler.setLevel(logging.INFO if verbose or isinstance(handler, logging.FileHandler) else logging.WARNING)
+        handler.setLevel(logging.INFO if verbose or isinstance(handler, logging.FileHandler) else logging.ERROR)
     return runner
 
 

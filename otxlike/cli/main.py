@@ -1,0 +1,277 @@
+"""``otxlike``: build a workspace, find and swap backbones, train and evaluate.
+
+Every command calls one core function. A core :class:`~otxlike.errors.OtxlikeError` is printed
+as one line and exits with code 2; any other error is one line with exit code 1. ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from otxlike import TASKS, __version__
+from otxlike.errors import OtxlikeError
+
+app = typer.Typer(
+    help="Build, find and swap backbones, train and evaluate OpenMMLab models from a workspace.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sample_app = typer.Typer(help="Write sample datasets made from real images shipped by installed packages.",
+                         no_args_is_help=True)
+app.add_typer(sample_app, name="sample")
+
+_state = {"debug": False}
+
+WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Workspace folder (default: the current folder).")]
+
+
+def _out() -> Console:
+    return Console(file=sys.stdout, soft_wrap=False)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@contextmanager
+def _errors():
+    """Map errors to one line and an exit code (2 for user errors); --debug re-raises."""
+    err = Console(file=sys.stderr, soft_wrap=True)
+    try:
+        if not _state["debug"]:
+            warnings.simplefilter("ignore")
+        yield
+    except OtxlikeError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)",
+                  highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"otxlike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and library warnings.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _print_swap(out: Console, result, root: Path) -> None:
+    spec = result.spec
+    out.print(f"[*] Backbone: {spec.name}", highlight=False)
+    out.print(f"[*]     source: {spec.source}", highlight=False)
+    for arg in spec.required:
+        opts = ", ".join(map(str, arg.options)) or "none known"
+        value = result.values.get(arg.name)
+        out.print(f"[*]     required arg '{arg.name}' = {value}  (options: {opts})", highlight=False)
+    if result.missing:
+        out.print(f"[!] {spec.name} backbone has inputs that the user must enter: {', '.join(result.missing)}",
+                  highlight=False)
+        out.print("[!] Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'", highlight=False)
+        out.print(f"[*] Saved: {root / 'backbone.yaml'} (model.py unchanged)", highlight=False)
+        return
+    shapes = result.shapes
+    out.print(f"[*] Output channels: {', '.join(map(str, shapes.channels))} "
+              f"(strides {', '.join(map(str, shapes.strides))})", highlight=False)
+    for consumer, args in result.edits.items():
+        for key, value in args.items():
+            out.print(f"[*]     model.{consumer}.{key} = {value}", highlight=False)
+    for path in result.files:
+        out.print(f"[*] Updated: {path}", highlight=False)
+    if result.backup:
+        out.print(f"[*] Previous versions kept in {result.backup}", highlight=False)
+
+
+@app.command()
+def build(
+    task: Annotated[Optional[str], typer.Option(help=f"Make a new workspace for a task: {', '.join(TASKS)}.")] = None,
+    template: Annotated[Optional[str], typer.Option(help="Template id of the task (see 'otxlike find --template').")] = None,
+    workspace: WorkspaceOpt = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Backbone to swap in (e.g. mmdet.RegNet) or an edited backbone.yaml.")] = None,
+    train_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the train split.")] = None,
+    val_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the val split.")] = None,
+) -> None:
+    """Make a workspace from a task template, or change an existing one (backbone, data roots)."""
+    from otxlike.workspace.workspace import Workspace, create_workspace
+
+    out = _out()
+    with _errors():
+        if task is not None:
+            result = create_workspace(task, workspace, template, train_data_roots, val_data_roots)
+            out.print(f"[*] Workspace Path: {result.root}", highlight=False)
+            out.print(f"[*] Load Model Template ID: {result.template.id}", highlight=False)
+            out.print(f"[*] Load Model Name: {result.template.name}", highlight=False)
+            for path in result.files:
+                out.print(f"[*]     - Wrote: {path.name}", highlight=False)
+            ws = Workspace.load(result.root)
+        else:
+            if template is not None:
+                raise OtxlikeError("--template needs --task", "e.g. otxlike build --task classification --template ID")
+            if backbone is None and train_data_roots is None and val_data_roots is None:
+                raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / "
+                                   "--train-data-roots / --val-data-roots inside one")
+            ws = Workspace.load(workspace)
+            if train_data_roots is not None or val_data_roots is not None:
+                for path in ws.set_data_roots({"train": train_data_roots, "val": val_data_roots}):
+                    out.print(f"[*] Updated: {path}", highlight=False)
+        if backbone is not None:
+            from otxlike.configedit.swap import swap_backbone
+
+            _print_swap(out, swap_backbone(ws, backbone), ws.root)
+
+
+def _split_names(values: list[str]) -> list[str]:
+    return [v for value in values for v in value.split(",") if v]
+
+
+@app.command()
+def find(
+    backbone: Annotated[Optional[list[str]], typer.Option(help="Library (mmdet, mmseg, mmpretrain, torchvision; repeat or comma-separate).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only backbones for this task.")] = None,
+    template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
+) -> None:
+    """List backbones of installed libraries (computed live), or the task templates."""
+    from otxlike.backbones.catalog import PROVIDERS
+    from otxlike.cli.render import backbone_table, template_table
+    from otxlike.workspace.templates import check_task, list_templates
+
+    out = _out()
+    with _errors():
+        if task is not None:
+            check_task(task)
+        if template or not backbone:
+            out.print(template_table(list_templates(task)))
+            if not backbone and not template:
+                out.print(f"Backbone libraries: {', '.join(PROVIDERS)}  (otxlike find --backbone LIB)", highlight=False)
+            if not backbone:
+                return
+        from otxlike.backbones.catalog import list_backbones
+
+        specs = [s for lib in _split_names(backbone) for s in list_backbones(lib)]
+        out.print(backbone_table(specs))
+
+
+def _train_progress(out: Console):
+    """A rich progress bar fed by the engine's Progress callbacks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"), TimeElapsedColumn(),
+                   console=out, transient=False)
+    tasks: dict[int, int] = {}
+
+    def on_progress(p) -> None:
+        if p.phase == "val":
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in (p.metrics or {}).items())
+            bar.console.print(f"[*] epoch {p.epoch}/{p.max_epochs} val: {shown}", highlight=False)
+            return
+        if p.epoch not in tasks:
+            tasks[p.epoch] = bar.add_task("train", total=p.iters_per_epoch, epoch=f"{p.epoch}/{p.max_epochs}",
+                                          loss="-", lr="-")
+        bar.update(tasks[p.epoch], completed=p.iter, loss=f"{p.loss:.4f}" if p.loss is not None else "-",
+                   lr=f"{p.lr:.2e}" if p.lr is not None else "-")
+
+    return bar, on_progress
+
+
+@app.command()
+def train(
+    workspace: WorkspaceOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override max_epochs of model.py for this run.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
+) -> None:
+    """Train the workspace's model on data.yaml's train split (validating on val)."""
+    from otxlike.cli.render import metrics_table
+    from otxlike.engine.runner import train as run_train
+    from otxlike.workspace.workspace import Workspace
+
+    out = _out()
+    with _errors():
+        ws = Workspace.load(workspace)
+        bar, on_progress = _train_progress(out)
+        with bar:
+            result = run_train(ws, epochs=epochs, on_progress=on_progress, verbose=verbose)
+        out.print(metrics_table(result.metrics, "Validation after training"))
+        out.print(f"[*] Run folder: {result.run_dir} ({result.seconds:.1f} s)", highlight=False)
+        out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)
+
+
+@app.command("eval")
+def evaluate(
+    workspace: WorkspaceOpt = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint to evaluate (default: outputs/latest).")] = None,
+    split: Annotated[str, typer.Option(help="val or test (test falls back to val's folder).")] = "val",
+    verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
+) -> None:
+    """Evaluate a checkpoint; writes metrics.json in a new run folder and prints the metrics."""
+    from otxlike.cli.render import metrics_table
+    from otxlike.engine.runner import evaluate as run_eval
+    from otxlike.workspace.workspace import Workspace
+
+    out = _out()
+    with _errors():
+        ws = Workspace.load(workspace)
+        result = run_eval(ws, checkpoint=checkpoint, split=split, verbose=verbose)
+        out.print(metrics_table(result.metrics, f"Evaluation on {split}"))
+        out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)
+        out.print(f"[*] Metrics: {result.run_dir / 'metrics.json'} ({result.seconds:.1f} s)", highlight=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Print the versions of the stack and check that mmcv's compiled ops run."""
+    from otxlike.doctor import STACK, check_mmcv_ops, versions
+
+    out = _out()
+    with _errors():
+        for name, version in versions(STACK).items():
+            out.print(f"{name:16s} {version or 'not installed'}", highlight=False)
+        out.print(f"mmcv.ops         {check_mmcv_ops()}", highlight=False)
+
+
+@sample_app.command("digits")
+def sample_digits(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write train/ and val/ into.")],
+    val_fraction: Annotated[float, typer.Option(help="Share of each class in val.")] = 0.2,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many images per class (quick tests).")] = None,
+) -> None:
+    """scikit-learn's UCI digits (1,797 real scans) as class-per-folder train/val splits."""
+    from otxlike.data.digits import write_digits_classification
+
+    out = _out()
+    with _errors():
+        ds = write_digits_classification(out_dir, val_fraction=val_fraction, size=size, seed=seed, limit=limit)
+        out.print(f"[*] Wrote {ds.num_train} train and {ds.num_val} val images of {len(ds.classes)} classes", highlight=False)
+        out.print(f"[*]     train: {ds.train_root}", highlight=False)
+        out.print(f"[*]     val:   {ds.val_root}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,48 @@
+"""Shared fixtures: a small real digits dataset and fresh classification workspaces."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from otxlike.data.digits import write_digits_classification
+from otxlike.workspace.workspace import Workspace, create_workspace
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """20 real digit scans per class: 16 train / 4 val each, 32x32 PNGs."""
+    return write_digits_classification(tmp_path_factory.mktemp("digits"), limit=20)
+
+
+@pytest.fixture
+def workspace(tmp_path, digits) -> Workspace:
+    """A new classification workspace pointed at the digits sample."""
+    result = create_workspace("classification", tmp_path / "ws", train_root=digits.train_root, val_root=digits.val_root)
+    return Workspace.load(result.root)
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process with a fixed terminal width; returns click's Result."""
+    from otxlike.cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args, cwd=None):
+        import os
+
+        old = os.getcwd()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+        finally:
+            os.chdir(old)
+
+    return invoke
+
+
+def snapshot(root) -> dict:
+    """Every file under ``root`` (relative path -> bytes), to prove nothing changed."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

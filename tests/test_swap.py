@@ -1,0 +1,104 @@
+"""build --backbone: real mmdet/mmseg/torchvision backbones swapped into a real workspace."""
+
+import pytest
+import torch
+import yaml
+from mmengine.config import Config
+
+from otxlike.configedit.swap import swap_backbone
+from otxlike.errors import OtxlikeError
+from tests.conftest import snapshot
+
+
+def _mmdet_channels(**cfg):
+    """Output channels of an mmdet backbone built directly through mmdet's registry."""
+    from mmdet.registry import MODELS
+
+    MODELS.import_from_location()
+    module = MODELS.build(cfg)
+    module.eval()
+    with torch.no_grad():
+        return [o.shape[1] for o in module(torch.zeros(1, 3, 64, 64))]
+
+
+def test_swap_mmdet_regnet(workspace):
+    result = swap_backbone(workspace, "mmdet.RegNet")
+    expected = _mmdet_channels(type="RegNet", arch="regnetx_400mf")
+    assert list(result.shapes.channels) == expected and result.shapes.strides == (4, 8, 16, 32)
+    cfg = Config.fromfile(str(workspace.model_py))
+    assert cfg.model.backbone.type == "mmdet.RegNet" and cfg.model.backbone.arch == "regnetx_400mf"
+    assert cfg.model.backbone.norm_eval is False  # the template's backbone_defaults
+    assert cfg.model.head.in_channels == expected[-1]
+    text = workspace.model_py.read_text()
+    assert "# Training schedule." in text and "neck=dict(type='GlobalAveragePooling')" in text
+    doc = yaml.safe_load(workspace.backbone_yaml.read_text())
+    assert doc["backbone"]["type"] == "mmdet.RegNet" and doc["backbone"]["out_indices"] == [0, 1, 2, 3]
+    assert workspace.manifest["backbone"] == "mmdet.RegNet"
+    assert list((workspace.root / ".backup").rglob("model.py"))
+
+
+def test_edited_backbone_yaml_is_applied(workspace):
+    swap_backbone(workspace, "mmdet.RegNet")
+    doc = yaml.safe_load(workspace.backbone_yaml.read_text())
+    doc["backbone"]["arch"] = "regnetx_800mf"
+    workspace.backbone_yaml.write_text(yaml.safe_dump(doc))
+    result = swap_backbone(workspace, str(workspace.backbone_yaml))
+    expected = _mmdet_channels(type="RegNet", arch="regnetx_800mf")
+    assert Config.fromfile(str(workspace.model_py)).model.head.in_channels == expected[-1]
+    assert result.files == (workspace.model_py,)  # the user's backbone.yaml is left as they wrote it
+
+
+def test_swap_torchvision(workspace):
+    swap_backbone(workspace, "torchvision.resnet18")
+    cfg = Config.fromfile(str(workspace.model_py))
+    assert cfg.model.backbone.type == "otxlike.TorchvisionBackbone"
+    assert cfg.model.backbone.return_nodes == ["layer1", "layer2", "layer3", "layer4"]
+    assert cfg.model.head.in_channels == 512
+
+
+def test_required_arg_without_options_leaves_model_py(workspace):
+    before = workspace.model_py.read_bytes()
+    result = swap_backbone(workspace, "mmdet.HRNet")
+    assert result.missing == ("extra",)
+    assert workspace.model_py.read_bytes() == before
+    text = workspace.backbone_yaml.read_text()
+    assert "extra: null  # REQUIRED" in text
+    with pytest.raises(OtxlikeError, match="'extra'|extra of mmdet.HRNet is still empty"):
+        swap_backbone(workspace, str(workspace.backbone_yaml))
+    assert workspace.model_py.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("backbone: [1, 2", "not valid YAML"),
+        ("foo: 1", "must hold a mapping 'backbone:'"),
+        ("backbone: {type: mmdet.RegNet, arch: regnetx_400mf, colour: red}", "takes no argument 'colour'"),
+        ("backbone: {type: mmdet.RegNet, arch: regnetx_9000}", "could not build backbone mmdet.RegNet"),
+        ("backbone: {type: mmdet.ResNt, depth: 18}", "did you mean"),
+    ],
+)
+def test_bad_backbone_yaml_changes_nothing(workspace, tmp_path, content, message):
+    path = tmp_path / "backbone.yaml"
+    path.write_text(content)
+    before = snapshot(workspace.root)
+    with pytest.raises(OtxlikeError, match=message):
+        swap_backbone(workspace, str(path))
+    assert snapshot(workspace.root) == before
+
+
+def test_backbone_that_breaks_the_model_changes_nothing(workspace):
+    # mmseg's MobileNetV3 returns a list, which mmpretrain's GlobalAveragePooling rejects:
+    # caught by the whole-model check before anything is written.
+    before = snapshot(workspace.root)
+    with pytest.raises(OtxlikeError, match="does not run"):
+        swap_backbone(workspace, "mmseg.MobileNetV3")
+    assert snapshot(workspace.root) == before
+
+
+def test_unknown_consumer_type_is_reported(workspace):
+    text = workspace.model_py.read_text().replace("type='LinearClsHead'", "type='MyHead'")
+    workspace.model_py.write_text(text)
+    with pytest.raises(OtxlikeError, match="no rule for it"):
+        swap_backbone(workspace, "torchvision.resnet18")
+    assert workspace.model_py.read_text() == text
