@@ -35,7 +35,8 @@ WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help=
 
 
 def _out() -> Console:
-    return Console(file=sys.stdout, soft_wrap=False)
+    """stdout console; lines never wrap mid-path, and pipes/CI get 160 columns instead of 80."""
+    return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -176,18 +177,27 @@ def find(
 
 
 def _train_progress(out: Console):
-    """A rich progress bar fed by the engine's Progress callbacks."""
+    """A rich progress bar per epoch fed by the engine's Progress callbacks.
+
+    Without a terminal (logs, CI) a bar would only render at the end, so one line per epoch is
+    printed instead.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"), TimeElapsedColumn(),
-                   console=out, transient=False)
+                   console=out, transient=False, disable=not out.is_terminal)
     tasks: dict[int, int] = {}
 
     def on_progress(p) -> None:
         if p.phase == "val":
             shown = ", ".join(f"{k} {v:.2f}" for k, v in (p.metrics or {}).items())
             bar.console.print(f"[*] epoch {p.epoch}/{p.max_epochs} val: {shown}", highlight=False)
+            return
+        if not out.is_terminal:
+            if p.iter == p.iters_per_epoch:
+                out.print(f"[*] epoch {p.epoch}/{p.max_epochs} train: {p.iter} iterations, "
+                          f"loss {p.loss:.4f}, lr {p.lr:.2e}", highlight=False)
             return
         if p.epoch not in tasks:
             tasks[p.epoch] = bar.add_task("train", total=p.iters_per_epoch, epoch=f"{p.epoch}/{p.max_epochs}",

@@ -7,6 +7,8 @@ log, checkpoints, ``metrics.json``) and ``outputs/latest`` points at the last tr
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -187,6 +189,7 @@ def _make_runner(cfg, verbose: bool):
     The Runner logs its environment and config at construction, so the level is raised for that,
     then its log file (``<run_dir>/<time>/<time>.log``) is set back to INFO.
     """
+    from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
     if not verbose:
@@ -197,9 +200,28 @@ def _make_runner(cfg, verbose: bool):
         raise OtxlikeError(f"mmengine could not set up the run: {type(exc).__name__}: {exc}",
                            "check model.py and data_pipeline.py") from exc
     runner.logger.setLevel(logging.INFO)
-    for handler in runner.logger.handlers:
-        handler.setLevel(logging.INFO if verbose or isinstance(handler, logging.FileHandler) else logging.ERROR)
+    console_level = logging.INFO if verbose else logging.ERROR
+    # mmengine also logs through other MMLogger instances (e.g. checkpoint loading): quiet them all
+    for logger in MMLogger._instance_dict.values():
+        for handler in logger.handlers:
+            handler.setLevel(logging.INFO if isinstance(handler, logging.FileHandler) else console_level)
     return runner
+
+
+@contextlib.contextmanager
+def _prints_to_log(runner, verbose: bool):
+    """Send what mmengine ``print()``s (e.g. "Loads checkpoint by local backend ...", printed
+    with ``logger=None`` in ``mmengine/runner/checkpoint.py``) to the run's log file instead."""
+    if verbose:
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            runner.logger.info(line)
 
 
 def _progress_hook(on_progress: Callable[[Progress], None] | None):
@@ -336,7 +358,7 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
         cfg.test_dataloader.dataset.data_root = str(ws.data_root(split))
         cfg.load_from = str(checkpoint)
         runner = _make_runner(cfg, verbose)
-        with guard:
+        with guard, _prints_to_log(runner, verbose):
             metrics = runner.test()
     except BaseException as exc:
         import shutil

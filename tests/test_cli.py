@@ -1,0 +1,147 @@
+"""The command line through typer's CliRunner: output, exit codes, bad input."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import snapshot
+
+
+def _one_error_line(result, code=2):
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from otxlike.cli.main import app; print('torch' in sys.modules, 'mmengine' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_build_task_prints_what_it_wrote(cli, tmp_path, digits):
+    result = cli("build", "--task", "classification", "--workspace", tmp_path / "ws",
+                 "--train-data-roots", digits.train_root, "--val-data-roots", digits.val_root)
+    assert result.exit_code == 0, result.output
+    assert f"[*] Workspace Path: {(tmp_path / 'ws').resolve()}" in result.output
+    assert "Load Model Template ID: cls_resnet18" in result.output
+    assert (tmp_path / "ws" / "model.py").is_file()
+
+
+def test_build_default_folder_name(cli, tmp_path):
+    result = cli("build", "--task", "classification", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "otxlike-workspace-CLASSIFICATION" / "workspace.yaml").is_file()
+
+
+def test_find_mmdet_table(cli):
+    result = cli("find", "--backbone", "mmdet")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "Index" in line)
+    for col in ("Index", "Backbone Type", "Required-Args", "Options"):
+        assert col in header
+    row = next(line for line in result.output.splitlines() if "mmdet.ResNet " in line)
+    assert "depth" in row and "18, 34, 50, 101, 152" in row
+    # a row per required arg: TridentResNet has four
+    lines = result.output.splitlines()
+    i = next(n for n, line in enumerate(lines) if "mmdet.TridentResNet" in line)
+    assert [a in "".join(lines[i:i + 4]) for a in ("num_branch", "test_branch_idx", "trident_dilations")] == [True] * 3
+
+
+def test_find_several_libraries_and_templates(cli):
+    result = cli("find", "--backbone", "mmseg,torchvision")
+    assert result.exit_code == 0 and "mmseg.UNet" in result.output and "torchvision.resnet18" in result.output
+    result = cli("find", "--template")
+    assert result.exit_code == 0 and "cls_resnet18" in result.output
+    result = cli("find")
+    assert result.exit_code == 0 and "Backbone libraries: mmdet, mmseg, mmpretrain, torchvision" in result.output
+
+
+def test_swap_prints_and_missing_args_guide_the_user(cli, workspace):
+    result = cli("build", "--backbone", "mmdet.RegNet", cwd=workspace.root)
+    assert result.exit_code == 0, result.output
+    assert "required arg 'arch' = regnetx_400mf" in result.output
+    assert "model.head.in_channels = 384" in result.output
+    before = workspace.model_py.read_bytes()
+    result = cli("build", "--backbone", "mmdet.HRNet", "--workspace", workspace.root)
+    assert result.exit_code == 0, result.output
+    assert "[!] mmdet.HRNet backbone has inputs that the user must enter: extra" in result.output
+    assert "Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'" in result.output
+    assert workspace.model_py.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["build", "--task", "detektion"], "unknown task 'detektion'"),
+        (["find", "--backbone", "mmdett"], "unknown backbone library 'mmdett'"),
+        (["find", "--task", "nope"], "unknown task 'nope'"),
+        (["build", "--backbone", "mmdet.RegNt"], "did you mean mmdet.RegNet"),
+        (["build", "--backbone", "torchvision.resnet1"], "did you mean torchvision.resnet18"),
+        (["build"], "nothing to build"),
+    ],
+)
+def test_bad_input_in_a_workspace(cli, workspace, args, message):
+    before = snapshot(workspace.root)
+    line = _one_error_line(cli(*args, cwd=workspace.root))
+    assert message in line
+    assert snapshot(workspace.root) == before
+
+
+@pytest.mark.parametrize("args", [["build", "--backbone", "mmdet.ResNet"], ["train"], ["eval"]])
+def test_outside_a_workspace(cli, tmp_path, args):
+    line = _one_error_line(cli(*args, cwd=tmp_path))
+    assert "is not an otxlike workspace" in line and "otxlike build --task" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_roots(cli, tmp_path):
+    line = _one_error_line(cli("build", "--task", "classification", "--workspace", tmp_path / "ws",
+                               "--train-data-roots", tmp_path / "nope"))
+    assert "does not exist" in line
+    assert not (tmp_path / "ws").exists()
+
+
+def test_malformed_backbone_yaml(cli, workspace):
+    workspace.backbone_yaml.write_text("backbone: {type: mmdet.RegNet, arch: [")
+    before = snapshot(workspace.root)
+    line = _one_error_line(cli("build", "--backbone", "backbone.yaml", cwd=workspace.root))
+    assert "not valid YAML" in line
+    assert snapshot(workspace.root) == before
+
+
+def test_required_arg_still_missing(cli, workspace):
+    assert cli("build", "--backbone", "mmdet.HRNet", cwd=workspace.root).exit_code == 0
+    line = _one_error_line(cli("build", "--backbone", "backbone.yaml", cwd=workspace.root))
+    assert "extra of mmdet.HRNet is still empty" in line
+
+
+def test_train_with_bad_data_fails_before_training(cli, workspace, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    data = yaml.safe_load((workspace.root / "data.yaml").read_text())
+    data["val"]["data_root"] = str(empty)
+    (workspace.root / "data.yaml").write_text(yaml.safe_dump(data))
+    line = _one_error_line(cli("train", cwd=workspace.root))
+    assert "has no class folders with images" in line
+    assert not (workspace.root / "outputs").exists() or not any((workspace.root / "outputs").iterdir())
+
+
+def test_eval_without_training(cli, workspace):
+    assert "run 'otxlike train' first" in _one_error_line(cli("eval", cwd=workspace.root))
+
+
+def test_debug_shows_the_traceback(cli, tmp_path):
+    result = cli("--debug", "train", cwd=tmp_path)
+    assert result.exit_code != 0 and result.exception is not None
+    assert type(result.exception).__name__ == "OtxlikeError"
+
+
+def test_doctor(cli):
+    result = cli("doctor")
+    assert result.exit_code == 0, result.output
+    assert "mmcv             2.1.0" in result.output and "ok (nms kept 1 of 2 boxes)" in result.output
