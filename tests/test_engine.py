@@ -66,3 +66,22 @@ def test_demo_scale_mmdet_regnet_learns(tmp_path):
     swap_backbone(ws, "mmdet.RegNet")
     train(ws, epochs=3)
     assert evaluate(ws).metrics["accuracy/top1"] >= 90.0
+
+
+def test_checkpoint_with_foreign_objects_is_refused(workspace, tmp_path):
+    import datetime
+
+    import torch
+
+    path = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}, "meta": {"when": datetime.date(2026, 1, 1)}}, path)
+    with pytest.raises(OtxlikeError, match="datetime.date"):
+        evaluate(workspace, checkpoint=path)
+    assert not workspace.outputs.exists() or not any(workspace.outputs.iterdir())
+
+
+def test_missing_checkpoint_file(workspace, tmp_path):
+    with pytest.raises(OtxlikeError, match="does not exist"):
+        evaluate(workspace, checkpoint=tmp_path / "nope.pth")
+    with pytest.raises(OtxlikeError, match="unknown split"):
+        evaluate(workspace, split="train")

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,8 +293,6 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             _set_epochs(cfg, epochs)
         runner = _make_runner(cfg, verbose)
     except BaseException:
-        import shutil
-
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     hook = _progress_hook(on_progress)
@@ -353,16 +352,14 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
     start = time.perf_counter()
     run_dir = _new_run_dir(ws, "eval")
     try:
-        cfg = load_config(ws, run_dir, ("train", split) if split == "test" else ("train", "val"))
-        cfg.test_dataloader = cfg.get(f"{split}_dataloader") if split == "val" else cfg.test_dataloader
-        cfg.test_dataloader.dataset.data_root = str(ws.data_root(split))
+        cfg = load_config(ws, run_dir, ("train", split))  # train: the class list to check against
+        if split == "val":
+            cfg.test_dataloader = cfg.val_dataloader
         cfg.load_from = str(checkpoint)
         runner = _make_runner(cfg, verbose)
         with guard, _prints_to_log(runner, verbose):
             metrics = runner.test()
     except BaseException as exc:
-        import shutil
-
         shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(exc, (OtxlikeError, KeyboardInterrupt)):
             raise
