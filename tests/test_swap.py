@@ -11,7 +11,8 @@ from tests.conftest import snapshot
 
 
 def _mmdet_channels(**cfg):
-    """Output channels of an mmdet backbone built directly through mmdet's registry."""
+    """Output channels of an mmdet backbone built through the registry (scoped type: the global
+    default scope may be another library's after a Runner ran)."""
     from mmdet.registry import MODELS
 
     MODELS.import_from_location()
@@ -23,7 +24,7 @@ def _mmdet_channels(**cfg):
 
 def test_swap_mmdet_regnet(workspace):
     result = swap_backbone(workspace, "mmdet.RegNet")
-    expected = _mmdet_channels(type="RegNet", arch="regnetx_400mf")
+    expected = _mmdet_channels(type="mmdet.RegNet", arch="regnetx_400mf")
     assert list(result.shapes.channels) == expected and result.shapes.strides == (4, 8, 16, 32)
     cfg = Config.fromfile(str(workspace.model_py))
     assert cfg.model.backbone.type == "mmdet.RegNet" and cfg.model.backbone.arch == "regnetx_400mf"
@@ -43,7 +44,7 @@ def test_edited_backbone_yaml_is_applied(workspace):
     doc["backbone"]["arch"] = "regnetx_800mf"
     workspace.backbone_yaml.write_text(yaml.safe_dump(doc))
     result = swap_backbone(workspace, str(workspace.backbone_yaml))
-    expected = _mmdet_channels(type="RegNet", arch="regnetx_800mf")
+    expected = _mmdet_channels(type="mmdet.RegNet", arch="regnetx_800mf")
     assert Config.fromfile(str(workspace.model_py)).model.head.in_channels == expected[-1]
     assert result.files == (workspace.model_py,)  # the user's backbone.yaml is left as they wrote it
 
