@@ -46,3 +46,24 @@ def cli():
 def snapshot(root) -> dict:
     """Every file under ``root`` (relative path -> bytes), to prove nothing changed."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def canvases(tmp_path_factory):
+    """16 train / 8 val canvases (128x128) of real digit scans with COCO JSON and label maps."""
+    from otxlike.data.digits import write_digits_canvases
+
+    return write_digits_canvases(tmp_path_factory.mktemp("canvases"), num_train=16, num_val=8)
+
+
+@pytest.fixture
+def copy_split(tmp_path):
+    """Copy a split folder to a new place the test may break; returns the copy."""
+    import shutil
+
+    def copy(src, name="broken"):
+        dst = tmp_path / name
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy

@@ -72,6 +72,18 @@ class MMProvider:
         """The ``backbone`` dict for ``model.py``: the scoped type plus the given values."""
         return {"type": spec.name, **values}
 
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the outputs at positions ``keep``, through ``out_indices``.
+
+        Raises:
+            OtxlikeError: If the backbone has no ``out_indices`` argument.
+        """
+        current = cfg.get("out_indices", values.get("out_indices"))
+        if spec.arg("out_indices") is None or not isinstance(current, (list, tuple)):
+            raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",
+                               "pick a backbone whose output strides match the template's")
+        return {**cfg, "out_indices": tuple(current[i] for i in keep)}
+
 
 class TorchvisionProvider:
     """torchvision's classification models, used as backbones through their feature maps.
@@ -112,3 +124,7 @@ class TorchvisionProvider:
         kwargs = {k: v for k, v in values.items() if k != "weights"}
         nodes = find_stage_nodes(spec.short_name, **kwargs)
         return {"type": "otxlike.TorchvisionBackbone", "model_name": spec.short_name, "return_nodes": nodes, **values}
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the stages at positions ``keep`` (fewer ``return_nodes``)."""
+        return {**cfg, "return_nodes": [cfg["return_nodes"][i] for i in keep]}

@@ -266,18 +266,29 @@ def doctor() -> None:
 @sample_app.command("digits")
 def sample_digits(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write train/ and val/ into.")],
-    val_fraction: Annotated[float, typer.Option(help="Share of each class in val.")] = 0.2,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="At most this many images per class (quick tests).")] = None,
+    task: Annotated[str, typer.Option(help="classification: a folder per class; detection, instance-segmentation, "
+                                           "segmentation: canvases with COCO JSON and label maps.")] = "classification",
+    num_train: Annotated[int, typer.Option(help="Canvases in train (canvas tasks).")] = 200,
+    num_val: Annotated[int, typer.Option(help="Canvases in val (canvas tasks).")] = 50,
+    size: Annotated[Optional[int], typer.Option(help="Image side in pixels (default 32 for classification, 128 for canvases).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the layout.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many images per class (classification).")] = None,
 ) -> None:
-    """scikit-learn's UCI digits (1,797 real scans) as class-per-folder train/val splits."""
-    from otxlike.data.digits import write_digits_classification
+    """scikit-learn's UCI digits (1,797 real scans) as a dataset for a task."""
+    from otxlike.data.digits import write_digits_canvases, write_digits_classification
+    from otxlike.workspace.templates import check_task
 
     out = _out()
     with _errors():
-        ds = write_digits_classification(out_dir, val_fraction=val_fraction, size=size, seed=seed, limit=limit)
-        out.print(f"[*] Wrote {ds.num_train} train and {ds.num_val} val images of {len(ds.classes)} classes", highlight=False)
+        check_task(task)
+        if task == "classification":
+            ds = write_digits_classification(out_dir, size=size or 32, seed=seed, limit=limit)
+            out.print(f"[*] Wrote {ds.num_train} train and {ds.num_val} val images of {len(ds.classes)} classes",
+                      highlight=False)
+        else:
+            ds = write_digits_canvases(out_dir, num_train=num_train, num_val=num_val, canvas=size or 128, seed=seed)
+            out.print(f"[*] Wrote {ds.num_train} train and {ds.num_val} val canvases with {ds.num_objects} digits "
+                      "(COCO annotations.json, images/, labels/, classes.txt)", highlight=False)
         out.print(f"[*]     train: {ds.train_root}", highlight=False)
         out.print(f"[*]     val:   {ds.val_root}", highlight=False)
 

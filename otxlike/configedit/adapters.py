@@ -9,6 +9,7 @@ kind goes through :data:`KINDS`; a type missing from it is reported, never guess
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 from otxlike.backbones.shapes import FeatureShapes
@@ -43,6 +44,7 @@ def _decode_last(shapes: FeatureShapes) -> dict:
 
 
 PASSTHROUGH = "passthrough"
+MULTI_SCALE = ("all-stages", "decode-all")
 
 #: type name -> (kind, adapter). Sources of the rules: mmpretrain/models/necks/gap.py,
 #: mmpretrain/models/heads/linear_head.py, mmdet/models/necks/fpn.py, mmseg/models/decode_heads.
@@ -73,6 +75,83 @@ KINDS: dict[str, tuple[str, Adapter]] = {
 CONSUMER_KEYS = ("neck", "decode_head", "auxiliary_head", "head", "bbox_head")
 
 
+def first_consumer(model: dict) -> tuple[str, str] | None:
+    """``(key, kind)`` of the first module reading the backbone's maps, or None.
+
+    Raises:
+        OtxlikeError: If a consumer's type is not in :data:`KINDS`.
+    """
+    for key in CONSUMER_KEYS:
+        cfg = model.get(key)
+        if isinstance(cfg, dict):
+            kind = _kind(key, cfg)
+            if kind != PASSTHROUGH:
+                return key, kind
+    return None
+
+
+def _kind(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> str:
+    type_name = cfg.get("type")
+    if type_name not in KINDS:
+        raise OtxlikeError(
+            f"cannot adapt model.{key} of type '{type_name}' to the new backbone: otxlike has no rule for it",
+            f"set its in_channels{' to ' + str(list(channels)) if channels else ''} by hand, or add the type to "
+            "otxlike/configedit/adapters.py",
+        )
+    return KINDS[type_name][0]
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Which outputs of a new backbone to keep so the model sees the strides it was built for.
+
+    Attributes:
+        keep: Positions of the backbone's outputs to keep, or None to keep them all.
+        edits: Extra consumer edits, e.g. ``{'neck': {'start_level': 0}}``.
+    """
+
+    keep: tuple[int, ...] | None = None
+    edits: dict = field(default_factory=dict)
+
+
+def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: tuple[int, ...]) -> StagePlan:
+    """Match a new backbone's output strides to the ones the model's neck/heads were built for.
+
+    A multi-scale consumer (FPN-like neck, mmseg decode head) is followed by modules that assume
+    the strides of the old backbone (anchor strides, RoI ``featmap_strides``, ``feature_strides``).
+    The new backbone must give every stride the consumer uses (for an FPN with ``start_level``
+    s: the old strides from index s on); outputs at other strides are dropped, and an FPN whose
+    unused leading stride is missing gets a smaller ``start_level``. Single-input consumers
+    (classification heads) take the last map and need no matching.
+
+    Args:
+        model: The ``model`` dict of the workspace config.
+        old_strides: Output strides of the backbone being replaced (None if unknown).
+        new_strides: Output strides of the new backbone with its current ``out_indices``.
+
+    Raises:
+        OtxlikeError: If the new backbone lacks a stride the model uses.
+    """
+    consumer = first_consumer(model)
+    if consumer is None or consumer[1] not in MULTI_SCALE or old_strides is None or new_strides == old_strides:
+        return StagePlan()
+    key, kind = consumer
+    start = int(model[key].get("start_level", 0)) if kind == "all-stages" else 0
+    used = old_strides[start:]
+    lacking = [s for s in used if s not in new_strides]
+    if lacking:
+        raise OtxlikeError(
+            f"the new backbone has no output at stride {', '.join(map(str, lacking))}, which model.{key} uses "
+            f"(the model expects strides {list(old_strides)}, the backbone gives {list(new_strides)})",
+            "pick a backbone with those strides, or set its out_indices / strides in backbone.yaml",
+        )
+    wanted = [s for s in old_strides if s in new_strides]
+    keep = tuple(new_strides.index(s) for s in wanted)
+    dropped_leading = len(old_strides) - len(wanted)
+    edits = {key: {"start_level": start - dropped_leading}} if kind == "all-stages" and dropped_leading else {}
+    return StagePlan(None if keep == tuple(range(len(new_strides))) else keep, edits)
+
+
 def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:
     """Which keys to set on which consumer of the backbone.
 
@@ -91,15 +170,8 @@ def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:
         cfg = model.get(key)
         if not isinstance(cfg, dict):
             continue
-        type_name = cfg.get("type")
-        if type_name not in KINDS:
-            raise OtxlikeError(
-                f"cannot adapt model.{key} of type '{type_name}' to the new backbone: "
-                "otxlike has no rule for it",
-                f"set its in_channels to {list(shapes.channels)} by hand, or add the type to "
-                "otxlike/configedit/adapters.py",
-            )
-        kind, adapter = KINDS[type_name]
+        kind = _kind(key, cfg, shapes.channels)
+        adapter = KINDS[cfg["type"]][1]
         if kind == PASSTHROUGH:
             continue  # it only pools: the next module reads the maps
         plan[key] = adapter(shapes)

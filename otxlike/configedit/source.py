@@ -107,6 +107,24 @@ class ConfigSource:
         except ValueError:
             return None
 
+    def key_paths(self, path: tuple[str, ...], key: str) -> list[tuple[str, ...]]:
+        """Paths of every ``key`` nested anywhere in the dict at ``path``, in source order.
+
+        E.g. ``key_paths(('model',), 'num_classes')`` gives ``[('model', 'roi_head', 'bbox_head',
+        'num_classes'), ('model', 'roi_head', 'mask_head', 'num_classes')]`` for a Mask R-CNN.
+        """
+        found: list[tuple[str, ...]] = []
+
+        def walk(node: ast.AST | None, here: tuple[str, ...]) -> None:
+            for name, value in (self._entries(node) or {}).items() if node is not None else ():
+                if name == key:
+                    found.append(here + (name,))
+                else:
+                    walk(value, here + (name,))
+
+        walk(self.find(path), path)
+        return found
+
     # -- editing ----------------------------------------------------------------------------
     def replace(self, path: tuple[str, ...], value: Any) -> None:
         """Replace the value at ``path`` with ``value`` (formatted by :func:`format_value`).

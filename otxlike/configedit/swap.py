@@ -131,13 +131,33 @@ def _model_values(spec: BackboneSpec, values: dict) -> dict:
     return out
 
 
+def _dry_run(model, scope: str, input_size: int) -> None:
+    """One forward pass of a whole model on a (2, 3, S, S) zero batch, in eval mode.
+
+    mmdet detectors run ``predict`` (two-stage ones need image metadata for their RPN); other
+    libraries' models run ``tensor`` mode.
+    """
+    import torch
+
+    x = torch.zeros(2, 3, input_size, input_size)
+    with torch.no_grad():
+        if scope == "mmdet":
+            from mmdet.structures import DetDataSample
+
+            shape = (input_size, input_size)
+            meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
+                        scale_factor=(1.0, 1.0))
+            model(x, [DetDataSample(metainfo=meta) for _ in range(2)], mode="predict")
+        else:
+            model(x, mode="tensor")
+
+
 def _validate(ws: Workspace, text: str, input_size: int) -> None:
     """Load the new model.py with mmengine, build the whole model and run one forward pass.
 
     Raises:
         OtxlikeError: If any step fails; the message says which.
     """
-    import torch
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
 
@@ -150,17 +170,27 @@ def _validate(ws: Workspace, text: str, input_size: int) -> None:
         raise OtxlikeError(f"the rewritten model.py does not load: {exc}") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
+    scope = cfg.get("default_scope")
     try:
-        with DefaultScope.overwrite_default_scope(cfg.get("default_scope")):
+        with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(cfg.model)
             model.eval()  # not chained: some modules' train() returns None
-            with torch.no_grad():
-                model(torch.zeros(2, 3, input_size, input_size), mode="tensor")
+            _dry_run(model, scope, input_size)
     except Exception as exc:
         raise OtxlikeError(
             f"the model with the new backbone does not run: {type(exc).__name__}: {exc}",
             "nothing was changed; try other backbone arguments",
         ) from exc
+
+
+def _old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | None:
+    """Output strides of the backbone now in model.py, or None if it does not build."""
+    from otxlike.backbones.shapes import infer_feature_shapes
+
+    try:
+        return infer_feature_shapes(model["backbone"], scope, input_size).strides
+    except (OtxlikeError, KeyError):
+        return None
 
 
 def workspace_scope_and_size(ws: Workspace) -> tuple[str, int, dict]:
@@ -199,7 +229,7 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     """
     from otxlike.backbones.catalog import get_backbone, provider
     from otxlike.backbones.shapes import infer_feature_shapes
-    from otxlike.configedit.adapters import plan_channel_edits
+    from otxlike.configedit.adapters import plan_channel_edits, plan_stages
     from otxlike.configedit.source import ConfigSource
 
     is_file = target.endswith((".yaml", ".yml")) or Path(target).is_file()
@@ -222,9 +252,18 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
             return SwapResult(spec, values, missing, files=(ws.backbone_yaml,))
 
     scope, input_size, model = workspace_scope_and_size(ws)
-    backbone_cfg = provider(spec.library).model_cfg(spec, _model_values(spec, values))
+    lib = provider(spec.library)
+    backbone_cfg = lib.model_cfg(spec, _model_values(spec, values))
     shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
+    stages = plan_stages(model, _old_strides(model, scope, input_size), shapes.strides)
+    if stages.keep is not None:
+        backbone_cfg = lib.select_outputs(spec, backbone_cfg, values, stages.keep)
+        if "out_indices" in backbone_cfg and "out_indices" in values:
+            values = {**values, "out_indices": list(backbone_cfg["out_indices"])}
+        shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
     edits = plan_channel_edits(model, shapes)
+    for consumer, args in stages.edits.items():
+        edits.setdefault(consumer, {}).update(args)
 
     source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
     source.replace(("model", "backbone"), backbone_cfg)

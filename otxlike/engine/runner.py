@@ -20,7 +20,8 @@ from typing import Callable
 
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import atomic_write_text, timestamp
-from otxlike.workspace.workspace import Workspace, class_folders
+from otxlike.data.formats import get_format
+from otxlike.workspace.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -109,34 +110,13 @@ def checkpoint_loading(checkpoint: Path | None = None):
     return torch.serialization.safe_globals(allowed)
 
 
-def _check_data(ws: Workspace, splits: tuple[str, ...], head_classes: int | None) -> list[str]:
-    """Check the class-per-folder splits before anything is built; return the class names.
-
-    Raises:
-        OtxlikeError: Missing roots, empty splits, different classes across splits, or a head
-            whose ``num_classes`` does not match the data.
-    """
-    classes = None
-    for split in splits:
-        root = ws.data_root(split)
-        found = class_folders(root)
-        if not found:
-            raise OtxlikeError(
-                f"{split} data root {root} has no class folders with images",
-                "expected one sub-folder of images per class (ImageNet style)",
-            )
-        if classes is not None and found != classes:
-            raise OtxlikeError(
-                f"{split} classes {found} differ from train classes {classes}",
-                "every split needs the same class folders",
-            )
-        classes = found
-    if head_classes is not None and head_classes != len(classes):
-        raise OtxlikeError(
-            f"model.py has num_classes={head_classes} but the data has {len(classes)} classes",
-            f"set num_classes={len(classes)} in model.py, or rerun 'otxlike build --train-data-roots DIR'",
-        )
-    return classes
+def _num_classes(model: dict, path: str = "model"):
+    """Yield ``(path, value)`` of every ``num_classes`` inside the model dict."""
+    for key, value in model.items():
+        if key == "num_classes":
+            yield f"{path}.{key}", value
+        elif isinstance(value, dict):
+            yield from _num_classes(value, f"{path}.{key}")
 
 
 def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
@@ -152,14 +132,25 @@ def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
         cfg.merge_from_dict(Config.fromfile(str(ws.data_pipeline_py)).to_dict())
     except Exception as exc:
         raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "), "fix model.py / data_pipeline.py") from exc
-    head = cfg.model.get("head") or {}
-    classes = _check_data(ws, splits, head.get("num_classes"))
+    fmt = get_format(ws.data().get("format", ""))
+    classes = None
     for split in splits:
         loader = cfg.get(f"{split}_dataloader")
         if loader is None:
             raise OtxlikeError(f"data_pipeline.py has no {split}_dataloader", "restore it from the template")
-        loader.dataset.data_root = str(ws.data_root(split))
-        loader.dataset.setdefault("metainfo", {})["classes"] = classes
+        root = ws.data_root(split)
+        found = fmt.check(root, loader.dataset)
+        if classes is not None and found != classes:
+            raise OtxlikeError(f"{split} classes {found} differ from train classes {classes}",
+                               "every split needs the same classes")
+        classes = found
+        fmt.configure(loader.dataset, cfg.get(f"{split}_evaluator"), root, classes)
+    for path, value in _num_classes(cfg.model):
+        if value != len(classes):
+            raise OtxlikeError(
+                f"model.py has {path}={value} but the data has {len(classes)} classes",
+                f"set num_classes={len(classes)} in model.py, or rerun 'otxlike build --train-data-roots DIR'",
+            )
     cfg.work_dir = str(run_dir)
     return cfg
 
@@ -211,8 +202,9 @@ def _make_runner(cfg, verbose: bool):
 
 @contextlib.contextmanager
 def _prints_to_log(runner, verbose: bool):
-    """Send what mmengine ``print()``s (e.g. "Loads checkpoint by local backend ...", printed
-    with ``logger=None`` in ``mmengine/runner/checkpoint.py``) to the run's log file instead."""
+    """Send what libraries ``print()`` during a run to the run's log file instead of the console:
+    mmengine's "Loads checkpoint by local backend ..." (``logger=None`` in
+    ``mmengine/runner/checkpoint.py``) and pycocotools' evaluation chatter."""
     if verbose:
         yield
         return
@@ -297,7 +289,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         raise
     hook = _progress_hook(on_progress)
     runner.register_hook(hook)
-    with checkpoint_loading():
+    with checkpoint_loading(), _prints_to_log(runner, verbose):
         runner.train()
     metrics = hook.last_metrics
     checkpoint = find_checkpoint(run_dir)
@@ -354,7 +346,7 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
     try:
         cfg = load_config(ws, run_dir, ("train", split))  # train: the class list to check against
         if split == "val":
-            cfg.test_dataloader = cfg.val_dataloader
+            cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
         cfg.load_from = str(checkpoint)
         runner = _make_runner(cfg, verbose)
         with guard, _prints_to_log(runner, verbose):

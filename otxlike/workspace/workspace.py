@@ -19,7 +19,6 @@ MANIFEST = "workspace.yaml"
 DATA_YAML = "data.yaml"
 BACKBONE_YAML = "backbone.yaml"
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif"}
 
 
 def default_workspace_dir(task: str) -> Path:
@@ -34,14 +33,6 @@ def _check_root(split: str, root: str | Path | None) -> str | None:
     if not path.is_dir():
         raise OtxlikeError(f"{split} data root {root} does not exist or is not a folder", "give an existing folder")
     return str(path)
-
-
-def class_folders(root: Path) -> list[str]:
-    """Sorted names of the sub-folders of ``root`` that hold at least one image (the classes)."""
-    return sorted(
-        d.name for d in Path(root).iterdir()
-        if d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
-    )
 
 
 @dataclass
@@ -153,6 +144,7 @@ class Workspace:
         """
         checked = {s: _check_root(s, r) for s, r in roots.items() if r is not None}
         data = yaml.safe_load((self.root / DATA_YAML).read_text(encoding="utf-8")) or {}
+        classes = {s: split_classes(self.root, data.get("format", ""), s, r) for s, r in checked.items()}
         for split, root in checked.items():
             data.setdefault(split, {})["data_root"] = root
         backup = self.new_backup_dir()
@@ -160,7 +152,7 @@ class Workspace:
         atomic_write_text(self.root / DATA_YAML, _data_yaml_text(data), backup)
         if checked.get("train"):
             text = self.model_py.read_text(encoding="utf-8")
-            new = with_num_classes(text, len(class_folders(Path(checked["train"]))))
+            new = with_num_classes(text, len(classes["train"]))
             if new != text:
                 atomic_write_text(self.model_py, new, backup)
                 written.append(self.model_py)
@@ -180,7 +172,8 @@ class Workspace:
 def _data_yaml_text(data: dict) -> str:
     header = (
         "# data.yaml: where this workspace's data is. Paths are absolute or relative to this file.\n"
-        "# format imagenet: one sub-folder of images per class. test falls back to val when empty.\n"
+        "# format: imagenet (a folder per class), coco (annotations.json + images/) or mmseg\n"
+        "# (images/ + labels/ + classes.txt). test falls back to val when its data_root is empty.\n"
     )
     return header + dump_yaml(data)
 
@@ -242,9 +235,9 @@ def create_workspace(
         for name in TEMPLATE_FILES:
             shutil.copy2(template.path / name, staging / name)
         if roots["train"]:
+            classes = split_classes(staging, template.data_format, "train", roots["train"])
             model_py = staging / "model.py"
-            text = model_py.read_text(encoding="utf-8")
-            model_py.write_text(with_num_classes(text, len(class_folders(Path(roots["train"])))), encoding="utf-8")
+            model_py.write_text(with_num_classes(model_py.read_text(encoding="utf-8"), len(classes)), encoding="utf-8")
         data = {
             "format": template.data_format,
             **{s: {"data_root": roots.get(s)} for s in SPLITS},
@@ -270,14 +263,32 @@ def create_workspace(
 
 
 def with_num_classes(model_text: str, num_classes: int) -> str:
-    """``model_text`` with ``model.head.num_classes`` set to ``num_classes`` (source-level edit).
+    """``model_text`` with every literal ``num_classes`` inside ``model`` set to ``num_classes``.
 
-    Unchanged if the data has no class or the head declares no literal ``num_classes``.
+    A source-level edit (heads keep their comments): ``model.head`` of a classifier,
+    ``model.bbox_head`` of ATSS, ``model.roi_head.{bbox,mask}_head`` of Mask R-CNN,
+    ``model.decode_head`` of an mmseg EncoderDecoder.
     """
     from otxlike.configedit.source import ConfigSource
 
     source = ConfigSource(model_text)
-    if num_classes and source.literal(("model", "head", "num_classes")) not in (None, num_classes):
-        source.set_key(("model", "head"), "num_classes", num_classes)
-        return source.result()
-    return model_text
+    changed = False
+    for path in source.key_paths(("model",), "num_classes"):
+        if source.literal(path) not in (None, num_classes):
+            source.replace(path, num_classes)
+            changed = True
+    return source.result() if changed else model_text
+
+
+def split_classes(folder: Path, data_format: str, split: str, root: Path) -> list[str]:
+    """Check the ``split`` data at ``root`` with the workspace files in ``folder``; its classes.
+
+    Raises:
+        OtxlikeError: If the data does not pass its format's checks.
+    """
+    from mmengine.config import Config
+
+    from otxlike.data.formats import get_format
+
+    loader = Config.fromfile(str(folder / "data_pipeline.py")).get(f"{split}_dataloader") or {}
+    return get_format(data_format).check(Path(root), dict(loader.get("dataset") or {}))

@@ -1,0 +1,64 @@
+# model.py: the model of this otxlike workspace and how it is trained, as a plain mmengine config.
+# Edit it freely. `otxlike build --backbone ...` rewrites only `model.backbone` and the in_channels
+# of the module that reads the backbone's output (here `model.neck`); the rest stays as you left it.
+# Based on mmseg's configs/_base_/models/fpn_r50.py, narrowed for CPU training from scratch.
+default_scope = 'mmseg'
+norm_cfg = dict(type='BN', requires_grad=True)
+
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[127.5, 127.5, 127.5],
+        std=[127.5, 127.5, 127.5],
+        bgr_to_rgb=True,
+        pad_val=0,
+        seg_pad_val=255,
+        size_divisor=32),
+    backbone=dict(
+        type='ResNetV1c',
+        depth=18,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        dilations=(1, 1, 1, 1),
+        strides=(1, 2, 2, 2),
+        norm_cfg=norm_cfg,
+        norm_eval=False,
+        style='pytorch',
+        contract_dilation=True),
+    neck=dict(
+        type='FPN',
+        in_channels=[64, 128, 256, 512],
+        out_channels=64,
+        num_outs=4),
+    decode_head=dict(
+        type='FPNHead',
+        in_channels=[64, 64, 64, 64],
+        in_index=[0, 1, 2, 3],
+        feature_strides=[4, 8, 16, 32],
+        channels=64,
+        dropout_ratio=0.1,
+        num_classes=11,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'),
+)
+
+# Training schedule. `otxlike train --epochs N` overrides max_epochs for one run.
+max_epochs = 10
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4),
+    clip_grad=None)
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='mIoU', rule='greater'))
+randomness = dict(seed=0)

@@ -1,0 +1,180 @@
+"""Detection, instance segmentation and semantic segmentation workspaces on digit canvases."""
+
+import json
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from otxlike.configedit.swap import swap_backbone
+from otxlike.engine.runner import evaluate, train
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace, create_workspace
+from tests.conftest import snapshot
+
+CANVAS_TASKS = ("detection", "instance-segmentation", "segmentation")
+
+
+def _workspace(task, tmp_path, canvases, name="ws"):
+    return Workspace.load(create_workspace(task, tmp_path / name, train_root=canvases.train_root,
+                                           val_root=canvases.val_root).root)
+
+
+# -- the sample data ---------------------------------------------------------------------------
+
+def test_boxes_masks_and_label_maps_agree(canvases):
+    coco = json.loads((canvases.val_root / "annotations.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == [str(d) for d in range(10)]
+    assert len(coco["images"]) == 8 and len(coco["annotations"]) >= 8
+    for ann in coco["annotations"]:
+        mask = mask_utils.decode(ann["segmentation"]).astype(bool)
+        ys, xs = np.nonzero(mask)
+        assert ann["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+        assert ann["area"] == mask.sum() == int(mask_utils.area(ann["segmentation"]))
+        image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+        labels = np.asarray(Image.open(canvases.val_root / "labels" / image["file_name"]))
+        assert (labels[mask] == ann["category_id"]).all()  # value d + 1 for digit d, category id d + 1
+        pixels = np.asarray(Image.open(canvases.val_root / "images" / image["file_name"]).convert("L"))
+        assert pixels[mask].min() > 64  # the mask is the bright stroke
+
+
+def test_canvases_are_deterministic(tmp_path):
+    from otxlike.data.digits import write_digits_canvases
+
+    a = write_digits_canvases(tmp_path / "a", num_train=3, num_val=2)
+    b = write_digits_canvases(tmp_path / "b", num_train=3, num_val=2)
+    assert (a.train_root / "annotations.json").read_text() == (b.train_root / "annotations.json").read_text()
+
+
+# -- workspaces --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task, scope, num_classes", [
+    ("detection", "mmdet", 10), ("instance-segmentation", "mmdet", 10), ("segmentation", "mmseg", 11),
+])
+def test_build_sets_num_classes_from_the_data(task, scope, num_classes, tmp_path, canvases):
+    ws = _workspace(task, tmp_path, canvases)
+    cfg = Config.fromfile(str(ws.model_py))
+    assert cfg.default_scope == scope
+    text = ws.model_py.read_text()
+    assert text.count(f"num_classes={num_classes}") == text.count("num_classes=") >= 1
+
+
+def test_find_template_lists_every_task(cli):
+    result = cli("find", "--template")
+    for template in ("cls_resnet18", "det_atss_r18", "inst_maskrcnn_r18", "seg_fpn_r18"):
+        assert template in result.output
+
+
+# -- bad data: one clear error before training, nothing written --------------------------------
+
+def _break_coco(split, change):
+    path = split / "annotations.json"
+    coco = json.loads(path.read_text())
+    change(coco)
+    path.write_text(json.dumps(coco))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(categories=[]), "has no categories"),
+    (lambda c: c.update(images=[]), "has no images"),
+    (lambda c: c["annotations"][0].update(category_id=99), "category ids [99] missing"),
+    (lambda c: c["annotations"][0].update(image_id=999), "refer to image ids"),
+    (lambda c: c["images"][0].update(file_name="nope.png"), "images named in"),
+])
+def test_bad_coco_is_refused_at_build(tmp_path, canvases, copy_split, change, message):
+    broken = copy_split(canvases.train_root)
+    _break_coco(broken, change)
+    with pytest.raises(OtxlikeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        create_workspace("detection", tmp_path / "ws", train_root=broken)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_bad_val_data_fails_before_training(tmp_path, canvases, copy_split):
+    ws = _workspace("detection", tmp_path, canvases)
+    broken = copy_split(canvases.val_root)
+    (broken / "images" / "000000.png").unlink()
+    data = (ws.root / "data.yaml").read_text().replace(str(canvases.val_root), str(broken))
+    (ws.root / "data.yaml").write_text(data)
+    before = snapshot(ws.root)
+    with pytest.raises(OtxlikeError, match="1 of 8 images named in .* are missing"):
+        train(ws)
+    assert snapshot(ws.root) == before
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("value", r"has values \[12\] outside the 11 classes"),
+    ("name", "do not match by name"),
+    ("empty", "no \\*.png images"),
+])
+def test_bad_label_maps(tmp_path, canvases, copy_split, breakage, message):
+    broken = copy_split(canvases.train_root)
+    first = broken / "labels" / "000000.png"
+    if breakage == "value":
+        labels = np.asarray(Image.open(first)).copy()
+        labels[0, 0] = 12
+        Image.fromarray(labels).save(first)
+    elif breakage == "name":
+        first.rename(broken / "labels" / "other.png")
+    else:
+        for p in (broken / "images").iterdir():
+            p.unlink()
+    with pytest.raises(OtxlikeError, match=message):
+        create_workspace("segmentation", tmp_path / "ws", train_root=broken)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_cli_reports_bad_coco_in_one_line(cli, tmp_path, canvases, copy_split):
+    broken = copy_split(canvases.train_root)
+    _break_coco(broken, lambda c: c.update(categories=[]))
+    result = cli("build", "--task", "detection", "--workspace", tmp_path / "ws", "--train-data-roots", broken)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "has no categories" in result.output
+
+
+# -- backbone swaps keep the strides the heads were built for ----------------------------------
+
+def test_fpn_start_level_follows_a_backbone_without_stride_4(tmp_path, canvases):
+    ws = _workspace("detection", tmp_path, canvases)
+    result = swap_backbone(ws, "mmdet.CSPDarknet")  # outputs at strides 8, 16, 32
+    cfg = Config.fromfile(str(ws.model_py))
+    assert result.shapes.strides == (8, 16, 32)
+    assert cfg.model.neck.start_level == 0 and cfg.model.neck.in_channels == list(result.shapes.channels)
+
+
+def test_missing_used_stride_is_refused(tmp_path, canvases):
+    ws = _workspace("instance-segmentation", tmp_path, canvases)  # RoI heads use stride 4
+    before = snapshot(ws.root)
+    with pytest.raises(OtxlikeError, match="no output at stride 4"):
+        swap_backbone(ws, "mmdet.CSPDarknet")
+    assert snapshot(ws.root) == before
+
+
+def test_extra_outputs_are_dropped_with_out_indices(tmp_path, canvases):
+    ws = _workspace("segmentation", tmp_path, canvases)
+    (ws.root / "bb.yaml").write_text(
+        "backbone: {type: mmdet.MobileNetV2, out_indices: [0, 1, 2, 4, 7], norm_eval: false}\n")
+    result = swap_backbone(ws, str(ws.root / "bb.yaml"))  # index 0 is stride 2: not used
+    cfg = Config.fromfile(str(ws.model_py))
+    assert tuple(cfg.model.backbone.out_indices) == (1, 2, 4, 7)
+    assert result.shapes.strides == (4, 8, 16, 32)
+
+
+# -- every task trains and evaluates with a backbone from another library ----------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, backbone, metric", [
+    ("detection", "torchvision.resnet18", "coco/bbox_mAP"),
+    ("instance-segmentation", "mmseg.ResNetV1c", "coco/segm_mAP"),
+    ("segmentation", "mmdet.RegNet", "mIoU"),
+])
+def test_swap_train_eval(task, backbone, metric, tmp_path, canvases):
+    ws = _workspace(task, tmp_path, canvases)
+    swap_backbone(ws, backbone)
+    trained = train(ws, epochs=1)
+    assert trained.checkpoint.is_file() and metric in trained.metrics
+    evaluated = evaluate(ws)
+    doc = json.loads((evaluated.run_dir / "metrics.json").read_text())
+    assert doc["metrics"][metric] == pytest.approx(trained.metrics[metric])
+    assert 0.0 <= doc["metrics"][metric] <= 100.0
