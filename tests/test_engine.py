@@ -85,3 +85,13 @@ def test_missing_checkpoint_file(workspace, tmp_path):
         evaluate(workspace, checkpoint=tmp_path / "nope.pth")
     with pytest.raises(OtxlikeError, match="unknown split"):
         evaluate(workspace, split="train")
+
+
+def test_empty_coco_results_mean_zero_ap():
+    from otxlike.engine.runner import complete_metrics
+
+    coco = {"type": "CocoMetric", "metric": ["bbox", "segm"]}
+    assert complete_metrics(coco, {}) == {"coco/bbox_mAP": 0.0, "coco/bbox_mAP_50": 0.0,
+                                          "coco/segm_mAP": 0.0, "coco/segm_mAP_50": 0.0}
+    assert complete_metrics(coco, {"coco/bbox_mAP": 0.25}) == {"coco/bbox_mAP": 0.25}
+    assert complete_metrics({"type": "IoUMetric"}, {}) == {}

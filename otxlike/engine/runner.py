@@ -237,12 +237,28 @@ def _progress_hook(on_progress: Callable[[Progress], None] | None):
             ))
 
         def after_val_epoch(self, runner, metrics=None):
-            self.last_metrics = {k: float(v) for k, v in (metrics or {}).items()}
+            self.last_metrics = complete_metrics(runner.cfg.get("val_evaluator"), metrics or {})
             if on_progress is not None:
                 on_progress(Progress("val", runner.epoch, runner.max_epochs, 0, len(runner.train_dataloader),
                                      metrics=self.last_metrics))
 
     return ProgressHook()
+
+
+def complete_metrics(evaluator: dict | None, metrics: dict) -> dict:
+    """``metrics`` with COCO mAPs set to 0.0 when the model predicted nothing.
+
+    mmdet's ``CocoMetric`` returns no metric at all when no prediction passes the score threshold
+    ("The testing results of the whole dataset is empty", ``mmdet/evaluation/metrics/coco_metric.py``);
+    the average precision of an empty prediction set is 0 (COCO's definition), so that is reported.
+    """
+    metrics = {k: float(v) for k, v in metrics.items()}
+    if not metrics and evaluator and evaluator.get("type") == "CocoMetric":
+        kinds = evaluator.get("metric", "bbox")
+        for kind in [kinds] if isinstance(kinds, str) else kinds:
+            metrics[f"coco/{kind}_mAP"] = 0.0
+            metrics[f"coco/{kind}_mAP_50"] = 0.0
+    return metrics
 
 
 def _point_latest(ws: Workspace, run_dir: Path) -> None:
@@ -357,7 +373,7 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
             raise
         raise OtxlikeError(f"evaluation of {checkpoint.name} failed: {type(exc).__name__}: {exc}",
                            "is the checkpoint from this workspace's model?") from exc
-    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics = complete_metrics(cfg.get("test_evaluator"), metrics)
     _write_metrics(run_dir, metrics, checkpoint)
     ws.record("eval", {"run": run_dir.name, "checkpoint": str(checkpoint), "metrics": metrics})
     return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start)
