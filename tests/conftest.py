@@ -9,6 +9,14 @@ from otxlike.data.digits import write_digits_classification
 from otxlike.workspace.workspace import Workspace, create_workspace
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Keep the backbone index of the test session out of the user's cache folder."""
+    import os
+
+    os.environ["OTXLIKE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory):
     """20 real digit scans per class: 16 train / 4 val each, 32x32 PNGs."""

@@ -170,9 +170,10 @@ def find(
                 out.print(f"Backbone libraries: {', '.join(PROVIDERS)}  (otxlike find --backbone LIB)", highlight=False)
             if not backbone:
                 return
-        from otxlike.backbones.catalog import list_backbones
+        from otxlike.backbones.catalog import provider
+        from otxlike.backbones.index import indexed_backbones
 
-        specs = [s for lib in _split_names(backbone) for s in list_backbones(lib)]
+        specs = [s for lib in _split_names(backbone) for s in indexed_backbones(provider(lib))[0]]
         out.print(backbone_table(specs))
 
 

@@ -1,0 +1,105 @@
+"""An on-disk index of introspected backbones, so ``otxlike find`` need not import the libraries.
+
+Importing mmdet's models takes ~15 s on 2 CPU cores (DESIGN.md section 6). The index holds each
+library's :class:`BackboneSpec` list as JSON in the user cache folder, in a file whose name is a
+hash of the installed versions of otxlike, the library and the stack under it; any upgrade gives
+a new name, so a stale index is never read. Defaults that are not plain data are kept as their
+``repr`` (shown by ``find``, never written to a config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+from otxlike.backbones.introspect import plain
+from otxlike.backbones.spec import MISSING, ArgSpec, BackboneSpec
+from otxlike.fileio import atomic_write_text
+
+#: Distributions whose versions key every library's index (besides the library's own).
+STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv")
+FORMAT = 1  # bump when the JSON layout changes
+
+
+class Repr:
+    """A default value known only by its ``repr`` (e.g. a class or a function)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Repr) and other.text == self.text
+
+
+def cache_dir() -> Path:
+    """``$OTXLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/otxlike``, else ``~/.cache/otxlike``."""
+    if os.environ.get("OTXLIKE_CACHE_DIR"):
+        return Path(os.environ["OTXLIKE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otxlike"
+
+
+def index_path(library: str, package: str) -> Path:
+    """The index file of ``library`` for the versions installed now."""
+    versions = []
+    for dist in (*STACK, package):
+        try:
+            versions.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist}==none")
+    key = hashlib.sha256(f"{FORMAT}|{'|'.join(versions)}".encode()).hexdigest()[:16]
+    return cache_dir() / f"backbones-{library}-{key}.json"
+
+
+def _encode(spec: BackboneSpec) -> dict:
+    def default(arg: ArgSpec):
+        if arg.required:
+            return {"required": True}
+        value = plain(arg.default)
+        return {"default": value} if value is not MISSING else {"default_repr": repr(arg.default)}
+
+    return {
+        "name": spec.name, "library": spec.library, "source": spec.source, "accepts_kwargs": spec.accepts_kwargs,
+        "args": [{"name": a.name, "options": list(a.options), "inherited": a.inherited, **default(a)} for a in spec.args],
+    }
+
+
+def _decode(doc: dict) -> BackboneSpec:
+    args = []
+    for a in doc["args"]:
+        if a.get("required"):
+            default = MISSING
+        elif "default_repr" in a:
+            default = Repr(a["default_repr"])
+        else:
+            default = a["default"]
+        args.append(ArgSpec(a["name"], default, tuple(a["options"]), a["inherited"]))
+    return BackboneSpec(doc["name"], doc["library"], doc["source"], tuple(args), doc["accepts_kwargs"])
+
+
+def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
+    """The provider's backbones from the index, introspecting (and indexing) them on a miss.
+
+    Returns:
+        ``(specs, hit)``: the specs, and whether they came from the index.
+
+    Raises:
+        OtxlikeError: If the library is not installed (from the provider).
+    """
+    path = index_path(provider.name, provider.package)
+    try:
+        return tuple(_decode(d) for d in json.loads(path.read_text(encoding="utf-8"))["backbones"]), True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or unreadable: rebuild
+    specs = tuple(provider.specs())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"format": FORMAT, "backbones": [_encode(s) for s in specs]}))
+    except OSError:
+        pass  # a read-only cache folder only costs speed
+    return specs, False
