@@ -192,7 +192,8 @@ def _train_progress(out: Console):
 
     def on_progress(p) -> None:
         if p.phase == "val":
-            shown = ", ".join(f"{k} {v:.2f}" for k, v in (p.metrics or {}).items())
+            # COCO reports -1 for object sizes the data has none of: noise in a progress line
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in (p.metrics or {}).items() if v >= 0)
             bar.console.print(f"[*] epoch {p.epoch}/{p.max_epochs} val: {shown}", highlight=False)
             return
         if not out.is_terminal:
