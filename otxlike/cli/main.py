@@ -14,19 +14,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from otxlike import TASKS, __version__
 from otxlike.errors import OtxlikeError
 
+# Plain click help (rich_markup_mode=None) keeps `otxlike --help` from importing rich; rich is
+# imported by the commands that print.
 app = typer.Typer(
     help="Build, find and swap backbones, train and evaluate OpenMMLab models from a workspace.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 sample_app = typer.Typer(help="Write sample datasets made from real images shipped by installed packages.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(sample_app, name="sample")
 
 _state = {"debug": False}
@@ -34,8 +36,10 @@ _state = {"debug": False}
 WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Workspace folder (default: the current folder).")]
 
 
-def _out() -> Console:
+def _out():
     """stdout console; lines never wrap mid-path, and pipes/CI get 160 columns instead of 80."""
+    from rich.console import Console
+
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
@@ -47,6 +51,8 @@ def _one_line(text: str, limit: int = 400) -> str:
 @contextmanager
 def _errors():
     """Map errors to one line and an exit code (2 for user errors); --debug re-raises."""
+    from rich.console import Console
+
     err = Console(file=sys.stderr, soft_wrap=True)
     try:
         if not _state["debug"]:
@@ -81,7 +87,7 @@ def main_callback(
     _state["debug"] = debug
 
 
-def _print_swap(out: Console, result, root: Path) -> None:
+def _print_swap(out, result, root: Path) -> None:
     spec = result.spec
     out.print(f"[*] Backbone: {spec.name}", highlight=False)
     out.print(f"[*]     source: {spec.source}", highlight=False)
@@ -177,7 +183,7 @@ def find(
         out.print(backbone_table(specs))
 
 
-def _train_progress(out: Console):
+def _train_progress(out):
     """A rich progress bar per epoch fed by the engine's Progress callbacks.
 
     Without a terminal (logs, CI) a bar would only render at the end, so one line per epoch is
