@@ -44,8 +44,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otxlike"
 
 
-def index_path(library: str, package: str) -> Path:
-    """The index file of ``library`` for the versions installed now."""
+def index_path(library: str, package: str, kind: str = "backbones") -> Path:
+    """The ``kind`` file (``backbones``, ``probes-...``) of ``library`` for the versions installed now."""
     versions = []
     for dist in (*STACK, package):
         try:
@@ -53,7 +53,7 @@ def index_path(library: str, package: str) -> Path:
         except metadata.PackageNotFoundError:
             versions.append(f"{dist}==none")
     key = hashlib.sha256(f"{FORMAT}|{'|'.join(versions)}".encode()).hexdigest()[:16]
-    return cache_dir() / f"backbones-{library}-{key}.json"
+    return cache_dir() / f"{kind}-{library}-{key}.json"
 
 
 def _encode(spec: BackboneSpec) -> dict:

@@ -158,7 +158,8 @@ def _split_names(values: list[str]) -> list[str]:
 @app.command()
 def find(
     backbone: Annotated[Optional[list[str]], typer.Option(help="Library (mmdet, mmseg, mmpretrain, torchvision; repeat or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Only backbones for this task.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only backbones that fit this task's default template "
+                                                    "(probed once per installed versions).")] = None,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
 ) -> None:
     """List backbones of installed libraries (computed live), or the task templates."""
@@ -180,6 +181,17 @@ def find(
         from otxlike.backbones.index import indexed_backbones
 
         specs = [s for lib in _split_names(backbone) for s in indexed_backbones(provider(lib))[0]]
+        if task is not None:
+            from otxlike.configedit.compat import fit_for_task
+
+            with out.status(f"checking which backbones fit the {task} template (cached after the first time)"):
+                fit = fit_for_task(specs, task)
+            kept = [s for s in specs if fit[s.name] is None]
+            out.print(backbone_table(kept))
+            out.print(f"{len(kept)} of {len(specs)} backbones build with their default arguments and fit the "
+                      f"{task} template; the others need input or give strides the template cannot use.",
+                      highlight=False)
+            return
         out.print(backbone_table(specs))
 
 

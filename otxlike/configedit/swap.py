@@ -121,7 +121,7 @@ def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
     return spec, values
 
 
-def _model_values(spec: BackboneSpec, values: dict) -> dict:
+def model_values(spec: BackboneSpec, values: dict) -> dict:
     """The values that go into model.py: required ones and those that differ from the default."""
     out = {}
     for key, value in values.items():
@@ -253,7 +253,7 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
 
     scope, input_size, model = workspace_scope_and_size(ws)
     lib = provider(spec.library)
-    backbone_cfg = lib.model_cfg(spec, _model_values(spec, values))
+    backbone_cfg = lib.model_cfg(spec, model_values(spec, values))
     shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
     stages = plan_stages(model, _old_strides(model, scope, input_size), shapes.strides)
     if stages.keep is not None:
