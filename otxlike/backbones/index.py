@@ -56,6 +56,23 @@ def index_path(library: str, package: str, kind: str = "backbones") -> Path:
     return cache_dir() / f"{kind}-{library}-{key}.json"
 
 
+def read_cache(path: Path):
+    """The JSON document at ``path``, or None if it is missing or unreadable (then rebuilt)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(path: Path, doc) -> None:
+    """Write ``doc`` as JSON to ``path`` atomically; a read-only cache folder only costs speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(doc))
+    except OSError:
+        pass
+
+
 def _encode(spec: BackboneSpec) -> dict:
     def default(arg: ArgSpec):
         if arg.required:
@@ -92,14 +109,11 @@ def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
         OtxlikeError: If the library is not installed (from the provider).
     """
     path = index_path(provider.name, provider.package)
+    doc = read_cache(path)
     try:
-        return tuple(_decode(d) for d in json.loads(path.read_text(encoding="utf-8"))["backbones"]), True
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing or unreadable: rebuild
+        return tuple(_decode(d) for d in doc["backbones"]), True
+    except (KeyError, TypeError):
+        pass  # missing or malformed: rebuild
     specs = tuple(provider.specs())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"format": FORMAT, "backbones": [_encode(s) for s in specs]}))
-    except OSError:
-        pass  # a read-only cache folder only costs speed
+    write_cache(path, {"format": FORMAT, "backbones": [_encode(s) for s in specs]})
     return specs, False

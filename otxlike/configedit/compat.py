@@ -9,12 +9,10 @@ library, input size and installed versions, next to the backbone index.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
-from otxlike.fileio import atomic_write_text
 
 
 def probe_strides(spec: BackboneSpec, input_size: int, backbone_defaults: dict) -> tuple[tuple[int, ...] | None, str | None]:
@@ -39,23 +37,16 @@ def probe_strides(spec: BackboneSpec, input_size: int, backbone_defaults: dict) 
 
 
 def _cached_probes(library: str, package: str, input_size: int, specs, backbone_defaults: dict) -> dict:
-    from otxlike.backbones.index import index_path
+    from otxlike.backbones.index import index_path, read_cache, write_cache
 
     path = index_path(library, package, kind=f"probes{input_size}")
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cached = {}
+    cached = read_cache(path) or {}
     todo = [s for s in specs if s.name not in cached]
     for spec in todo:
         strides, reason = probe_strides(spec, input_size, backbone_defaults)
         cached[spec.name] = {"strides": list(strides) if strides else None, "error": reason}
     if todo:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(cached))
-        except OSError:
-            pass  # a read-only cache folder only costs speed
+        write_cache(path, cached)
     return cached
 
 
@@ -71,7 +62,7 @@ def fit_for_task(specs: list[BackboneSpec], task: str) -> dict[str, str | None]:
     import hashlib
 
     from otxlike.backbones.catalog import provider
-    from otxlike.backbones.index import index_path
+    from otxlike.backbones.index import index_path, read_cache, write_cache
     from otxlike.workspace.templates import get_template
 
     template = get_template(task)
@@ -82,10 +73,7 @@ def fit_for_task(specs: list[BackboneSpec], task: str) -> dict[str, str | None]:
     paths = {}
     for library in dict.fromkeys(s.library for s in specs):
         paths[library] = index_path(library, provider(library).package, kind=f"fit-{template.id}-{digest}")
-        try:
-            cached = json.loads(paths[library].read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            cached = {}
+        cached = read_cache(paths[library]) or {}
         for spec in (s for s in specs if s.library == library):
             if spec.name in cached:
                 result[spec.name] = cached[spec.name]
@@ -95,12 +83,7 @@ def fit_for_task(specs: list[BackboneSpec], task: str) -> dict[str, str | None]:
         fresh = _fit_uncached(todo, template)
         result.update(fresh)
         for library, path in paths.items():
-            mine = {n: r for n, r in result.items() if n.split(".", 1)[0] == library}
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(path, json.dumps(mine))
-            except OSError:
-                pass  # a read-only cache folder only costs speed
+            write_cache(path, {n: r for n, r in result.items() if n.split(".", 1)[0] == library})
     return {s.name: result[s.name] for s in specs}
 
 
