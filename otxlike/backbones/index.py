@@ -21,7 +21,7 @@ from otxlike.fileio import atomic_write_text
 
 #: Distributions whose versions key every library's index (besides the library's own).
 STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv")
-FORMAT = 1  # bump when the JSON layout changes
+FORMAT = 3  # bump when the JSON layout changes
 
 
 class Repr:
@@ -73,7 +73,8 @@ def write_cache(path: Path, doc) -> None:
         pass
 
 
-def _encode(spec: BackboneSpec) -> dict:
+def spec_to_json(spec: BackboneSpec) -> dict:
+    """The JSON form of a spec, as stored in the index and printed by ``find --json``."""
     def default(arg: ArgSpec):
         if arg.required:
             return {"required": True}
@@ -82,7 +83,8 @@ def _encode(spec: BackboneSpec) -> dict:
 
     return {
         "name": spec.name, "library": spec.library, "source": spec.source, "accepts_kwargs": spec.accepts_kwargs,
-        "args": [{"name": a.name, "options": list(a.options), "inherited": a.inherited, **default(a)} for a in spec.args],
+        "args": [{"name": a.name, "options": list(a.options), "inherited": a.inherited, "annotation": a.annotation,
+                  "doc": a.doc, **default(a)} for a in spec.args],
     }
 
 
@@ -95,7 +97,7 @@ def _decode(doc: dict) -> BackboneSpec:
             default = Repr(a["default_repr"])
         else:
             default = a["default"]
-        args.append(ArgSpec(a["name"], default, tuple(a["options"]), a["inherited"]))
+        args.append(ArgSpec(a["name"], default, tuple(a["options"]), a["inherited"], a["annotation"], a["doc"]))
     return BackboneSpec(doc["name"], doc["library"], doc["source"], tuple(args), doc["accepts_kwargs"])
 
 
@@ -115,5 +117,5 @@ def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
     except (KeyError, TypeError):
         pass  # missing or malformed: rebuild
     specs = tuple(provider.specs())
-    write_cache(path, {"format": FORMAT, "backbones": [_encode(s) for s in specs]})
+    write_cache(path, {"format": FORMAT, "backbones": [spec_to_json(s) for s in specs]})
     return specs, False

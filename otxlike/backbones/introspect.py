@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from typing import Any, Callable
 
@@ -36,6 +37,26 @@ def arch_options(cls: type, arg: str) -> tuple:
         if isinstance(value, dict) and value:
             return tuple(value)
     return ()
+
+
+def _annotation(p: inspect.Parameter) -> str:
+    if p.annotation is inspect.Parameter.empty:
+        return ""
+    return p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+
+
+def arg_docs(obj: Any) -> dict[str, str]:
+    """First line of each parameter's entry in a Google/OpenMMLab ``Args:`` docstring section.
+
+    ``depth (int): Depth of resnet, from {18, 34, 50, 101, 152}.`` gives
+    ``{'depth': 'Depth of resnet, from {18, 34, 50, 101, 152}.'}``.
+    """
+    docs: dict[str, str] = {}
+    for line in (inspect.getdoc(obj) or "").splitlines():
+        match = re.match(r"^\s{0,8}(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.+)$", line)
+        if match and match.group(1).lstrip("*") not in docs:
+            docs[match.group(1).lstrip("*")] = match.group(3).strip()
+    return docs
 
 
 def _fixed_by_super_call(init: Callable) -> set[str]:
@@ -80,11 +101,13 @@ def class_args(cls: type, stop_modules: tuple[str, ...] = ("torch.", "mmengine."
             break
         init = vars(klass)["__init__"]
         params = list(inspect.signature(init).parameters.values())[1:]
+        docs = arg_docs(klass)
         for p in params:
             if p.kind in _SKIP or p.name in args or p.name in fixed:
                 continue
             default = MISSING if p.default is inspect.Parameter.empty else p.default
-            args[p.name] = ArgSpec(p.name, default, arch_options(cls, p.name) if default is MISSING else (), inherited)
+            options = arch_options(cls, p.name) if default is MISSING else ()
+            args[p.name] = ArgSpec(p.name, default, options, inherited, _annotation(p), docs.get(p.name, ""))
         accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         if not accepts_kwargs:
             break
@@ -100,8 +123,10 @@ def function_args(fn: Callable, skip: tuple[str, ...] = ()) -> tuple[tuple[ArgSp
         ``(args, accepts_kwargs)`` as for :func:`class_args`.
     """
     params = inspect.signature(fn).parameters.values()
+    docs = arg_docs(fn)
     args = tuple(
-        ArgSpec(p.name, MISSING if p.default is inspect.Parameter.empty else p.default)
+        ArgSpec(p.name, MISSING if p.default is inspect.Parameter.empty else p.default,
+                annotation=_annotation(p), doc=docs.get(p.name, ""))
         for p in params
         if p.kind not in _SKIP and p.name not in skip
     )

@@ -110,7 +110,7 @@ class TorchvisionProvider:
                 BackboneSpec(
                     name=f"torchvision.{model_name}",
                     library=self.name,
-                    source=inspect.getsourcefile(builder) or "",
+                    source=inspect.getsourcefile(inspect.unwrap(builder)) or "",  # builders are decorated
                     args=args,
                     accepts_kwargs=True,
                 )

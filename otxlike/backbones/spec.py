@@ -19,12 +19,16 @@ class ArgSpec:
         options: Valid values where the class declares them (e.g. ResNet's ``arch_settings`` keys
             ``(18, 34, 50, 101, 152)`` for ``depth``); empty if unknown.
         inherited: True if the parameter comes from a parent class through ``**kwargs``.
+        annotation: The parameter's type annotation as written, or ``''``.
+        doc: Its line from the class docstring's ``Args:`` section, or ``''``.
     """
 
     name: str
     default: Any = MISSING
     options: tuple = ()
     inherited: bool = False
+    annotation: str = ""
+    doc: str = ""
 
     @property
     def required(self) -> bool:

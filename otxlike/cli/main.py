@@ -7,6 +7,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from contextlib import contextmanager
@@ -161,8 +162,10 @@ def find(
     task: Annotated[Optional[str], typer.Option(help="Only backbones that fit this task's default template "
                                                     "(probed once per installed versions).")] = None,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead (see docs/json.md).")] = False,
 ) -> None:
-    """List backbones of installed libraries (computed live), or the task templates."""
+    """List backbones of installed libraries (computed live), the task templates, or one backbone
+    in detail (--backbone mmdet.ResNet)."""
     from otxlike.backbones.catalog import PROVIDERS
     from otxlike.cli.render import backbone_table, template_table
     from otxlike.workspace.templates import check_task, list_templates
@@ -171,6 +174,17 @@ def find(
     with _errors():
         if task is not None:
             check_task(task)
+        names = _split_names(backbone or [])
+        if as_json:
+            print(json.dumps(_find_json(names, task, template), indent=2))
+            return
+        if len(names) == 1 and "." in names[0]:
+            from otxlike.cli.render import backbone_detail
+            from otxlike.configedit.compat import describe_backbone
+
+            for line in backbone_detail(*describe_backbone(names[0]), input_size=128):
+                out.print(line, highlight=False)
+            return
         if template or not backbone:
             out.print(template_table(list_templates(task)))
             if not backbone and not template:
@@ -180,7 +194,7 @@ def find(
         from otxlike.backbones.catalog import provider
         from otxlike.backbones.index import indexed_backbones
 
-        specs = [s for lib in _split_names(backbone) for s in indexed_backbones(provider(lib))[0]]
+        specs = [s for lib in names for s in indexed_backbones(provider(lib))[0]]
         if task is not None:
             from otxlike.configedit.compat import fit_for_task
 
@@ -193,6 +207,35 @@ def find(
                       highlight=False)
             return
         out.print(backbone_table(specs))
+
+
+def _find_json(names: list[str], task: str | None, template: bool) -> dict:
+    """The document of ``find --json`` (documented in docs/json.md)."""
+    from otxlike.backbones.catalog import PROVIDERS, provider
+    from otxlike.backbones.index import indexed_backbones, spec_to_json
+    from otxlike.workspace.templates import list_templates
+
+    if len(names) == 1 and "." in names[0]:
+        from otxlike.configedit.compat import describe_backbone
+
+        spec, shapes, reason = describe_backbone(names[0])
+        outputs = [{"channels": c, "stride": s} for c, s in zip(shapes.channels, shapes.strides)] if shapes else None
+        return {"version": 1, "backbone": spec_to_json(spec), "input_size": 128, "outputs": outputs, "error": reason}
+    doc: dict = {"version": 1}
+    if template or not names:
+        doc["templates"] = [{"task": t.task, "id": t.id, "name": t.name, "library": t.library, "default": t.default,
+                             "path": str(t.path)} for t in list_templates(task)]
+        doc["libraries"] = list(PROVIDERS)
+    if names:
+        specs = [s for lib in names for s in indexed_backbones(provider(lib))[0]]
+        if task is not None:
+            from otxlike.configedit.compat import fit_for_task
+
+            fit = fit_for_task(specs, task)
+            specs = [s for s in specs if fit[s.name] is None]
+            doc["task"] = task
+        doc["backbones"] = [spec_to_json(s) for s in specs]
+    return doc
 
 
 def _train_progress(out):

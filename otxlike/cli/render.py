@@ -43,3 +43,27 @@ def metrics_table(metrics: dict, title: str) -> Table:
     for k, v in metrics.items():
         table.add_row(k, f"{v:.4f}")
     return table
+
+
+def backbone_detail(spec: BackboneSpec, shapes, reason: str | None, input_size: int) -> list:
+    """Renderables of ``find --backbone lib.Name``: header lines, the argument table, outputs."""
+    from otxlike.backbones.spec import MISSING
+
+    table = Table(title=f"{spec.name} arguments")
+    for col in ("Argument", "Default", "Annotation", "Description"):
+        table.add_column(col, overflow="fold")
+    for arg in spec.args:
+        if arg.default is MISSING:
+            opts = ", ".join(map(str, arg.options)) or "none known: enter a value"
+            default = f"[bold]required[/] (options: {opts})"
+        else:
+            default = repr(arg.default)
+        table.add_row(arg.name + (" *" if arg.inherited else ""), default, arg.annotation, arg.doc)
+    lines = [f"Backbone: {spec.name}", f"Source:   {spec.source}", table,
+             "* inherited from a parent class through **kwargs"]
+    if shapes is not None:
+        outs = ", ".join(f"{c} ch @ stride {s}" for c, s in zip(shapes.channels, shapes.strides))
+        lines.append(f"Outputs with default arguments at {input_size}x{input_size}: {outs}")
+    else:
+        lines.append(f"Outputs with default arguments: not measured ({reason})")
+    return lines

@@ -36,6 +36,37 @@ def probe_strides(spec: BackboneSpec, input_size: int, backbone_defaults: dict) 
         return None, " ".join(str(exc).split())[:200]
 
 
+def describe_backbone(name: str, input_size: int = 128):
+    """A backbone's spec and its output shapes with default arguments, for ``find`` detail views.
+
+    Args:
+        name: Full name, e.g. ``mmdet.ResNet``.
+        input_size: Side of the probe input in pixels.
+
+    Returns:
+        ``(spec, shapes, reason)``: the live :class:`BackboneSpec`, its
+        :class:`~otxlike.backbones.shapes.FeatureShapes` (None when it cannot be built with
+        defaults) and the one-line reason in that case.
+
+    Raises:
+        OtxlikeError: If the name is unknown.
+    """
+    from otxlike.backbones.catalog import get_backbone, provider
+    from otxlike.backbones.shapes import infer_feature_shapes
+    from otxlike.configedit.swap import default_values, model_values
+
+    spec = get_backbone(name)
+    values, missing = default_values(spec)
+    if missing:
+        return spec, None, f"needs input: {', '.join(missing)}"
+    try:
+        cfg = provider(spec.library).model_cfg(spec, model_values(spec, values))
+        scope = spec.library if spec.library.startswith("mm") else "mmengine"
+        return spec, infer_feature_shapes(cfg, scope, input_size), None
+    except OtxlikeError as exc:
+        return spec, None, " ".join(str(exc).split())[:200]
+
+
 def _cached_probes(library: str, package: str, input_size: int, specs, backbone_defaults: dict) -> dict:
     from otxlike.backbones.index import index_path, read_cache, write_cache
 
