@@ -15,11 +15,11 @@ from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
 
-def probe_strides(spec: BackboneSpec, input_size: int, backbone_defaults: dict) -> tuple[tuple[int, ...] | None, str | None]:
-    """Output strides of ``spec`` built with its default values, or why it cannot be built.
+def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict | None = None):
+    """Output shapes of ``spec`` built with the values ``build --backbone`` would write.
 
     Returns:
-        ``(strides, None)`` or ``(None, one-line reason)``.
+        ``(shapes, None)``, or ``(None, one-line reason)`` when it needs input or fails.
     """
     from otxlike.backbones.catalog import provider
     from otxlike.backbones.shapes import infer_feature_shapes
@@ -31,7 +31,7 @@ def probe_strides(spec: BackboneSpec, input_size: int, backbone_defaults: dict) 
     try:
         cfg = provider(spec.library).model_cfg(spec, model_values(spec, values))
         scope = spec.library if spec.library.startswith("mm") else "mmengine"
-        return infer_feature_shapes(cfg, scope, input_size).strides, None
+        return infer_feature_shapes(cfg, scope, input_size), None
     except OtxlikeError as exc:
         return None, " ".join(str(exc).split())[:200]
 
@@ -51,20 +51,10 @@ def describe_backbone(name: str, input_size: int = 128):
     Raises:
         OtxlikeError: If the name is unknown.
     """
-    from otxlike.backbones.catalog import get_backbone, provider
-    from otxlike.backbones.shapes import infer_feature_shapes
-    from otxlike.configedit.swap import default_values, model_values
+    from otxlike.backbones.catalog import get_backbone
 
     spec = get_backbone(name)
-    values, missing = default_values(spec)
-    if missing:
-        return spec, None, f"needs input: {', '.join(missing)}"
-    try:
-        cfg = provider(spec.library).model_cfg(spec, model_values(spec, values))
-        scope = spec.library if spec.library.startswith("mm") else "mmengine"
-        return spec, infer_feature_shapes(cfg, scope, input_size), None
-    except OtxlikeError as exc:
-        return spec, None, " ".join(str(exc).split())[:200]
+    return (spec, *default_shapes(spec, input_size))
 
 
 def _cached_probes(library: str, package: str, input_size: int, specs, backbone_defaults: dict) -> dict:
@@ -74,8 +64,8 @@ def _cached_probes(library: str, package: str, input_size: int, specs, backbone_
     cached = read_cache(path) or {}
     todo = [s for s in specs if s.name not in cached]
     for spec in todo:
-        strides, reason = probe_strides(spec, input_size, backbone_defaults)
-        cached[spec.name] = {"strides": list(strides) if strides else None, "error": reason}
+        shapes, reason = default_shapes(spec, input_size, backbone_defaults)
+        cached[spec.name] = {"strides": list(shapes.strides) if shapes else None, "error": reason}
     if todo:
         write_cache(path, cached)
     return cached
