@@ -11,7 +11,7 @@ WHEELS := $(wildcard ../shared/wheels/mmcv-2.1.0-*.whl)
 FIND_LINKS := $(if $(WHEELS),--find-links ../shared/wheels)
 DEMO_DIR ?= demo-run
 
-.PHONY: install test test-all demo clean
+.PHONY: install test test-slow test-all demo clean
 
 install: $(UV)
 	$(UVPIP) "torch==2.13.0" "torchvision==0.28.0" "setuptools>=77,<81" wheel ninja
@@ -25,6 +25,9 @@ $(UV):
 
 test:
 	$(PY) -m pytest -m "not slow" -q
+
+test-slow:
+	$(PY) -m pytest -m slow -q
 
 test-all:
 	$(PY) -m pytest -q
