@@ -180,9 +180,9 @@ def find(
             return
         if len(names) == 1 and "." in names[0]:
             from otxlike.cli.render import backbone_detail
-            from otxlike.configedit.compat import describe_backbone
+            from otxlike.configedit.compat import DETAIL_INPUT_SIZE, describe_backbone
 
-            for line in backbone_detail(*describe_backbone(names[0]), input_size=128):
+            for line in backbone_detail(*describe_backbone(names[0]), input_size=DETAIL_INPUT_SIZE):
                 out.print(line, highlight=False)
             return
         if template or not backbone:
@@ -191,50 +191,43 @@ def find(
                 out.print(f"Backbone libraries: {', '.join(PROVIDERS)}  (otxlike find --backbone LIB)", highlight=False)
             if not backbone:
                 return
-        from otxlike.backbones.catalog import provider
-        from otxlike.backbones.index import indexed_backbones
+        from otxlike.configedit.compat import backbones_for
 
-        specs = [s for lib in names for s in indexed_backbones(provider(lib))[0]]
-        if task is not None:
-            from otxlike.configedit.compat import fit_for_task
-
-            with out.status(f"checking which backbones fit the {task} template (cached after the first time)"):
-                fit = fit_for_task(specs, task)
-            kept = [s for s in specs if fit[s.name] is None]
-            out.print(backbone_table(kept))
-            out.print(f"{len(kept)} of {len(specs)} backbones build with their default arguments and fit the "
-                      f"{task} template; the others need input or give strides the template cannot use.",
-                      highlight=False)
+        if task is None:
+            out.print(backbone_table(backbones_for(names)[0]))
             return
-        out.print(backbone_table(specs))
+        with out.status(f"checking which backbones fit the {task} template (cached after the first time)"):
+            kept, total = backbones_for(names, task)
+        out.print(backbone_table(kept))
+        out.print(f"{len(kept)} of {total} backbones build with their default arguments and fit the "
+                  f"{task} template; the others need input or give strides the template cannot use.",
+                  highlight=False)
 
 
 def _find_json(names: list[str], task: str | None, template: bool) -> dict:
     """The document of ``find --json`` (documented in docs/json.md)."""
-    from otxlike.backbones.catalog import PROVIDERS, provider
-    from otxlike.backbones.index import indexed_backbones, spec_to_json
+    from otxlike.backbones.catalog import PROVIDERS
+    from otxlike.backbones.index import spec_to_json
     from otxlike.workspace.templates import list_templates
 
     if len(names) == 1 and "." in names[0]:
-        from otxlike.configedit.compat import describe_backbone
+        from otxlike.configedit.compat import DETAIL_INPUT_SIZE, describe_backbone
 
         spec, shapes, reason = describe_backbone(names[0])
         outputs = [{"channels": c, "stride": s} for c, s in zip(shapes.channels, shapes.strides)] if shapes else None
-        return {"version": 1, "backbone": spec_to_json(spec), "input_size": 128, "outputs": outputs, "error": reason}
+        return {"version": 1, "backbone": spec_to_json(spec), "input_size": DETAIL_INPUT_SIZE, "outputs": outputs,
+                "error": reason}
     doc: dict = {"version": 1}
     if template or not names:
         doc["templates"] = [{"task": t.task, "id": t.id, "name": t.name, "library": t.library, "default": t.default,
                              "path": str(t.path)} for t in list_templates(task)]
         doc["libraries"] = list(PROVIDERS)
     if names:
-        specs = [s for lib in names for s in indexed_backbones(provider(lib))[0]]
-        if task is not None:
-            from otxlike.configedit.compat import fit_for_task
+        from otxlike.configedit.compat import backbones_for
 
-            fit = fit_for_task(specs, task)
-            specs = [s for s in specs if fit[s.name] is None]
+        if task is not None:
             doc["task"] = task
-        doc["backbones"] = [spec_to_json(s) for s in specs]
+        doc["backbones"] = [spec_to_json(s) for s in backbones_for(names, task)[0]]
     return doc
 
 

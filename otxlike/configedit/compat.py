@@ -15,6 +15,28 @@ from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
 
+DETAIL_INPUT_SIZE = 128  # pixels: probe size of find's detail view; stride 32 still gives 4x4 maps
+
+
+def backbones_for(libraries: list[str], task: str | None = None) -> tuple[list[BackboneSpec], int]:
+    """The backbones of ``libraries`` (from the index), only those fitting ``task`` if given.
+
+    Returns:
+        ``(specs, total)``: the listed specs and how many the libraries have in all.
+
+    Raises:
+        OtxlikeError: If a library or the task is unknown, or a library is not installed.
+    """
+    from otxlike.backbones.catalog import provider
+    from otxlike.backbones.index import indexed_backbones
+
+    specs = [s for lib in libraries for s in indexed_backbones(provider(lib))[0]]
+    if task is None:
+        return specs, len(specs)
+    fit = fit_for_task(specs, task)
+    return [s for s in specs if fit[s.name] is None], len(specs)
+
+
 def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict | None = None):
     """Output shapes of ``spec`` built with the values ``build --backbone`` would write.
 
@@ -36,7 +58,7 @@ def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict 
         return None, " ".join(str(exc).split())[:200]
 
 
-def describe_backbone(name: str, input_size: int = 128):
+def describe_backbone(name: str, input_size: int = DETAIL_INPUT_SIZE):
     """A backbone's spec and its output shapes with default arguments, for ``find`` detail views.
 
     Args:
