@@ -6,7 +6,7 @@ from importlib import metadata
 
 from otxlike.errors import OtxlikeError
 
-STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv", "mmdet", "mmsegmentation", "mmpretrain",
+STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv", "mmdet", "mmsegmentation", "mmpretrain", "timm",
          "numpy", "typer", "rich", "pyyaml")
 
 

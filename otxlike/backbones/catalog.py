@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 
-from otxlike.backbones.providers import MMProvider, TorchvisionProvider
+from otxlike.backbones.providers import MMProvider, TimmProvider, TorchvisionProvider
 from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -16,6 +16,7 @@ PROVIDERS = {
         MMProvider("mmseg", "mmsegmentation"),
         MMProvider("mmpretrain", "mmpretrain"),
         TorchvisionProvider(),
+        TimmProvider(),
     )
 }
 """Providers by library name; adding a library means adding one provider here."""

@@ -128,3 +128,42 @@ class TorchvisionProvider:
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
         """``cfg`` returning only the stages at positions ``keep`` (fewer ``return_nodes``)."""
         return {**cfg, "return_nodes": [cfg["return_nodes"][i] for i in keep]}
+
+
+class TimmProvider:
+    """timm's models, used as backbones through ``features_only`` (``otxlike.TimmBackbone``).
+
+    Every name of ``timm.list_models()`` is listed; the arguments shown are those of the model's
+    entrypoint function (``pretrained`` for most; the rest go through ``**kwargs`` to the model).
+    """
+
+    name = "timm"
+    package = "timm"
+
+    def specs(self) -> list[BackboneSpec]:
+        """One spec per model of ``timm.list_models()``.
+
+        Raises:
+            OtxlikeError: If timm is not installed.
+        """
+        try:
+            import timm
+        except ImportError as exc:
+            raise OtxlikeError(f"timm cannot be imported ({exc})", "install it with: pip install timm") from exc
+        out = []
+        for model_name in timm.list_models():
+            entry = timm.models.model_entrypoint(model_name)
+            args, _ = function_args(entry)
+            out.append(BackboneSpec(name=f"timm.{model_name}", library=self.name,
+                                    source=inspect.getsourcefile(inspect.unwrap(entry)) or "",
+                                    args=args, accepts_kwargs=True))
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py``."""
+        return {"type": "otxlike.TimmBackbone", "model_name": spec.short_name, **values}
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``."""
+        current = cfg.get("out_indices")
+        return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from otxlike.errors import OtxlikeError
@@ -13,7 +14,7 @@ class FeatureShapes:
 
     Attributes:
         channels: ``C_i`` of each output (N, C_i, H_i, W_i).
-        strides: ``H / H_i`` of each output, in pixels of the input.
+        strides: ``H / H_i`` of each output in pixels of the input, rounded to a power of two.
     """
 
     channels: tuple[int, ...]
@@ -67,5 +68,6 @@ def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> Fea
         raise OtxlikeError(f"backbone {name} does not return 4-D feature maps (N, C, H, W)")
     return FeatureShapes(
         channels=tuple(int(o.shape[1]) for o in outs),
-        strides=tuple(max(1, round(input_size / o.shape[-1])) for o in outs),
+        # nearest power of two: unpadded convolutions give 128 -> 31 -> 15 -> 7 (AlexNet, SqueezeNet)
+        strides=tuple(2 ** max(0, round(math.log2(input_size / o.shape[-1]))) for o in outs),
     )

@@ -50,11 +50,17 @@ def _build(model_name: str, weights: str | None = None, **kwargs) -> nn.Module:
     return model
 
 
+def _channels_last(out: torch.Tensor) -> bool:
+    """True if a 4-D output of a square probe image is (N, H, W, C), as Swin's stages return."""
+    return out.shape[1] == out.shape[2] and out.shape[2] != out.shape[3]
+
+
 def find_stage_nodes(model_name: str, **kwargs) -> list[str]:
     """Names of the modules whose outputs are the model's stages (one per stride >= 4).
 
     A probe image of ``PROBE_SIZE`` x ``PROBE_SIZE`` runs through the model with forward hooks on
-    its top-level children and on the children of top-level ``nn.Sequential`` blocks. For each
+    its top-level children and on the children of top-level ``nn.Sequential`` blocks. Stages
+    that return (N, H, W, C) maps (torchvision's Swin) count by their H. For each
     output stride (rounded to a power of two) the module that finishes last is that stride's stage (so ``layer1`` wins over
     ``layer1.1``). The classifier part (``avgpool``, ``fc``, ``classifier``, ...) is not probed.
     This matches torchvision's own detection backbones (``layer1``..``layer4`` for ResNets).
@@ -72,8 +78,9 @@ def find_stage_nodes(model_name: str, **kwargs) -> list[str]:
     def record(name):
         def hook(_module, _inputs, out):
             if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 0:
+                width = out.shape[2] if _channels_last(out) else out.shape[-1]
                 # nearest power of two: ceil-mode pooling gives 128 -> 63 -> 31 (squeezenet)
-                stride = 2 ** round(math.log2(PROBE_SIZE / out.shape[-1]))
+                stride = 2 ** round(math.log2(PROBE_SIZE / width))
                 if stride >= 4:
                     seen[stride] = name  # the last module to finish at a stride wins
 
@@ -135,7 +142,13 @@ class TorchvisionBackbone(BaseModule):
         self.return_nodes = nodes
         model = _build(model_name, weights=weights, **kwargs)
         self.body = create_feature_extractor(model, return_nodes={n: str(i) for i, n in enumerate(nodes)})
+        training = self.body.training
+        with torch.no_grad():  # which stages are (N, H, W, C), to permute them to (N, C, H, W)
+            probe = self.body.eval()(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
+        self.body.train(training)
+        self.channels_last = [_channels_last(out) for out in probe.values()]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return the stage feature maps of ``x`` (N, 3, H, W), in increasing stride."""
-        return tuple(self.body(x).values())
+        return tuple(out.permute(0, 3, 1, 2) if last else out
+                     for out, last in zip(self.body(x).values(), self.channels_last))
