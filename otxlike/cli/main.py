@@ -158,9 +158,11 @@ def _split_names(values: list[str]) -> list[str]:
 
 @app.command()
 def find(
-    backbone: Annotated[Optional[list[str]], typer.Option(help="Library (mmdet, mmseg, mmpretrain, torchvision; repeat or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Only backbones that fit this task's default template "
-                                                    "(probed once per installed versions).")] = None,
+    backbone: Annotated[Optional[list[str]], typer.Option(help="Library (mmdet, mmseg, mmpretrain, torchvision, timm, "
+                                                              "or all; repeat or comma-separate), or one full name.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only backbones verified end to end for this task "
+                                                    "(docs/compatibility.md).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead (see docs/json.md).")] = False,
 ) -> None:
@@ -175,8 +177,10 @@ def find(
         if task is not None:
             check_task(task)
         names = _split_names(backbone or [])
+        if "all" in names:
+            names = [n for n in names if n != "all"] + [p for p in PROVIDERS if p not in names]
         if as_json:
-            print(json.dumps(_find_json(names, task, template), indent=2))
+            print(json.dumps(_find_json(names, task, template, show_all), indent=2))
             return
         if len(names) == 1 and "." in names[0]:
             from otxlike.cli.render import backbone_detail
@@ -193,18 +197,14 @@ def find(
                 return
         from otxlike.configedit.compat import backbones_for
 
-        if task is None:
-            out.print(backbone_table(backbones_for(names)[0]))
-            return
-        with out.status(f"checking which backbones fit the {task} template (cached after the first time)"):
-            kept, total = backbones_for(names, task)
-        out.print(backbone_table(kept))
-        out.print(f"{len(kept)} of {total} backbones build with their default arguments and fit the "
-                  f"{task} template; the others need input or give strides the template cannot use.",
-                  highlight=False)
+        listed, total = backbones_for(names, task, show_all)
+        out.print(backbone_table(listed, task, show_all))
+        if task is not None and not show_all:
+            out.print(f"{len(listed)} of {total} backbones passed swap, train and eval for {task} "
+                      "(docs/compatibility.md); --all lists the others with the reason.", highlight=False)
 
 
-def _find_json(names: list[str], task: str | None, template: bool) -> dict:
+def _find_json(names: list[str], task: str | None, template: bool, show_all: bool = False) -> dict:
     """The document of ``find --json`` (documented in docs/json.md)."""
     from otxlike.backbones.catalog import PROVIDERS
     from otxlike.backbones.index import spec_to_json
@@ -215,8 +215,10 @@ def _find_json(names: list[str], task: str | None, template: bool) -> dict:
 
         spec, shapes, reason = describe_backbone(names[0])
         outputs = [{"channels": c, "stride": s} for c, s in zip(shapes.channels, shapes.strides)] if shapes else None
+        from otxlike.verify import task_status
+
         return {"version": 1, "backbone": spec_to_json(spec), "input_size": DETAIL_INPUT_SIZE, "outputs": outputs,
-                "error": reason}
+                "error": reason, "tasks": {t: task_status(spec.name, t) for t in TASKS}}
     doc: dict = {"version": 1}
     if template or not names:
         doc["templates"] = [{"task": t.task, "id": t.id, "name": t.name, "library": t.library, "default": t.default,
@@ -227,7 +229,8 @@ def _find_json(names: list[str], task: str | None, template: bool) -> dict:
 
         if task is not None:
             doc["task"] = task
-        doc["backbones"] = [spec_to_json(s) for s in backbones_for(names, task)[0]]
+        doc["backbones"] = [{**spec_to_json(item.spec), "tasks": list(item.tasks), "failures": item.failures}
+                            for item in backbones_for(names, task, show_all)[0]]
     return doc
 
 

@@ -7,19 +7,42 @@ from rich.table import Table
 from otxlike.backbones.spec import BackboneSpec
 
 
-def backbone_table(specs: list[BackboneSpec]) -> Table:
-    """OTX's find table: Index | Backbone Type | Required-Args | Options, one row per required arg."""
-    table = Table(show_lines=False)
-    for col in ("Index", "Backbone Type", "Required-Args", "Options"):
+#: Short task names for the Tasks column (full names are in the table's caption).
+TASK_ABBREV = {"classification": "cls", "detection": "det", "instance-segmentation": "inst-seg", "segmentation": "seg"}
+
+
+def backbone_table(listed, task: str | None = None, show_all: bool = False) -> Table:
+    """OTX's find table, Index | Backbone Type | Required-Args | Options, plus Tasks.
+
+    One row per required argument. Tasks lists the tasks the backbone passed in the
+    compatibility matrix. With ``show_all``, a last column gives the failure reason for ``task``
+    (or, without a task, each failed task's reason).
+    """
+    table = Table(show_lines=False, caption="Tasks: verified end to end (docs/compatibility.md); "
+                  + ", ".join(f"{v} = {k}" for k, v in TASK_ABBREV.items()))
+    columns = ["Index", "Backbone Type", "Required-Args", "Options", "Tasks"]
+    if show_all:
+        columns.append(f"Status ({task})" if task else "Failures")
+    for col in columns:
         table.add_column(col, overflow="fold")
-    for index, spec in enumerate(specs, start=1):
+    for index, item in enumerate(listed, start=1):
+        spec = item.spec
         required = spec.required or (None,)
+        extra = []
+        if show_all and task:
+            extra = ["pass" if task in item.tasks else
+                     f"FAIL: {item.failures[task]}" if task in item.failures else "not checked"]
+        elif show_all:
+            extra = ["; ".join(f"{TASK_ABBREV[t]}: {r}" for t, r in item.failures.items())]
         for i, arg in enumerate(required):
+            first = i == 0
             table.add_row(
-                str(index) if i == 0 else "",
-                spec.name if i == 0 else "",
+                str(index) if first else "",
+                spec.name if first else "",
                 arg.name if arg else "",
                 ", ".join(map(str, arg.options)) if arg else "",
+                " ".join(TASK_ABBREV[t] for t in item.tasks) if first else "",
+                *(extra if first else [""] * len(extra)),
                 end_section=i == len(required) - 1,
             )
     return table
@@ -46,8 +69,11 @@ def metrics_table(metrics: dict, title: str) -> Table:
 
 
 def backbone_detail(spec: BackboneSpec, shapes, reason: str | None, input_size: int) -> list:
-    """Renderables of ``find --backbone lib.Name``: header lines, the argument table, outputs."""
+    """Renderables of ``find --backbone lib.Name``: header lines, the argument table, outputs,
+    and the tasks it passed or failed in the compatibility matrix."""
+    from otxlike import TASKS
     from otxlike.backbones.spec import MISSING
+    from otxlike.verify import task_status
 
     table = Table(title=f"{spec.name} arguments")
     for col in ("Argument", "Default", "Annotation", "Description"):
@@ -66,4 +92,7 @@ def backbone_detail(spec: BackboneSpec, shapes, reason: str | None, input_size: 
         lines.append(f"Outputs with default arguments at {input_size}x{input_size}: {outs}")
     else:
         lines.append(f"Outputs with default arguments: not measured ({reason})")
+    for task in TASKS:
+        status = task_status(spec.name, task)
+        lines.append(f"{task}: {'verified (swap, train, eval)' if status == 'pass' else 'not checked' if status is None else 'FAILS: ' + status}")
     return lines

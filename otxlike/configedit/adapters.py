@@ -120,8 +120,9 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     A multi-scale consumer (FPN-like neck, mmseg decode head) is followed by modules that assume
     the strides of the old backbone (anchor strides, RoI ``featmap_strides``, ``feature_strides``).
     The new backbone must give every stride the consumer uses (for an FPN with ``start_level``
-    s: the old strides from index s on); outputs at other strides are dropped, and an FPN whose
-    unused leading stride is missing gets a smaller ``start_level``. Single-input consumers
+    s: the old strides from index s on), except the largest ones an FPN makes itself
+    (:func:`_fpn_fills`); outputs at other strides are dropped, and an FPN whose unused
+    leading stride is missing gets a smaller ``start_level``. Single-input consumers
     (classification heads) take the last map and need no matching.
 
     Args:
@@ -139,6 +140,8 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     start = int(model[key].get("start_level", 0)) if kind == "all-stages" else 0
     used = old_strides[start:]
     lacking = [s for s in used if s not in new_strides]
+    if lacking and _fpn_fills(model[key], used, lacking):
+        lacking = []
     if lacking:
         raise OtxlikeError(
             f"the new backbone has no output at stride {', '.join(map(str, lacking))}, which model.{key} uses "
@@ -147,9 +150,26 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
         )
     wanted = [s for s in old_strides if s in new_strides]
     keep = tuple(new_strides.index(s) for s in wanted)
-    dropped_leading = len(old_strides) - len(wanted)
+    dropped_leading = sum(1 for s in old_strides[:start] if s not in new_strides)
     edits = {key: {"start_level": start - dropped_leading}} if kind == "all-stages" and dropped_leading else {}
     return StagePlan(None if keep == tuple(range(len(new_strides))) else keep, edits)
+
+
+def _fpn_fills(neck: dict, used: tuple[int, ...], lacking: list[int]) -> bool:
+    """True if an FPN neck makes the ``lacking`` strides itself from the ones present.
+
+    mmdet's and mmseg's ``FPN`` add ``num_outs - len(in_channels) + start_level`` extra levels on
+    top of the last input, each at twice the stride of the one below (a stride-2 conv with
+    ``add_extra_convs``, else a stride-2 max pool; ``mmdet/models/necks/fpn.py``). So when the
+    backbone lacks only the largest strides the FPN reads, and the strides the FPN reads double
+    from level to level, the FPN's outputs keep the strides the heads were built for.
+    At least two backbone levels must remain.
+    """
+    if neck.get("type") not in ("FPN", "mmdet.FPN", "mmseg.FPN") or "num_outs" not in neck:
+        return False
+    present = len(used) - len(lacking)
+    doubling = all(b == 2 * a for a, b in zip(used, used[1:]))
+    return present >= 2 and tuple(lacking) == tuple(used[present:]) and doubling
 
 
 def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:

@@ -1,15 +1,13 @@
-"""Which backbones fit a task: ``otxlike find --backbone LIB --task TASK``.
+"""Which backbones work for a task: ``otxlike find --backbone LIB --task TASK [--all]``.
 
-A backbone fits a task when, with the default values ``build --backbone`` would write, it builds
-and runs at the task template's ``input_size`` and its output strides can be adapted to the
-template's neck/heads (:func:`otxlike.configedit.adapters.plan_stages`, the rule the swap itself
-applies). Probing costs a build and a forward pass per backbone, so results are cached per
-library, input size and installed versions, next to the backbone index.
+A backbone is listed for a task when it passed the end-to-end check of :mod:`otxlike.verify`
+(swap, train, eval) recorded in the shipped compatibility matrix (``make compat``). Reading the
+matrix and the backbone index imports no library.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
@@ -18,23 +16,49 @@ from otxlike.errors import OtxlikeError
 DETAIL_INPUT_SIZE = 128  # pixels: probe size of find's detail view; stride 32 still gives 4x4 maps
 
 
-def backbones_for(libraries: list[str], task: str | None = None) -> tuple[list[BackboneSpec], int]:
-    """The backbones of ``libraries`` (from the index), only those fitting ``task`` if given.
+@dataclass(frozen=True)
+class Listed:
+    """A backbone as ``find`` lists it.
+
+    Attributes:
+        spec: The backbone.
+        tasks: Tasks it passed in the matrix, in :data:`otxlike.TASKS` order.
+        failures: ``{task: one-line reason}`` for the tasks it failed.
+    """
+
+    spec: BackboneSpec
+    tasks: tuple[str, ...]
+    failures: dict
+
+
+def backbones_for(libraries: list[str], task: str | None = None, show_all: bool = False) -> tuple[list[Listed], int]:
+    """The backbones of ``libraries`` (from the index) with their verified tasks.
+
+    Args:
+        libraries: Provider names.
+        task: If given (and not ``show_all``), only backbones that passed this task.
+        show_all: List every backbone, failures included.
 
     Returns:
-        ``(specs, total)``: the listed specs and how many the libraries have in all.
+        ``(listed, total)``: the listed backbones and how many the libraries have in all.
 
     Raises:
-        OtxlikeError: If a library or the task is unknown, or a library is not installed.
+        OtxlikeError: If a library is unknown or not installed.
     """
+    from otxlike import TASKS
     from otxlike.backbones.catalog import provider
     from otxlike.backbones.index import indexed_backbones
+    from otxlike.verify import load_matrix, task_status
 
-    specs = [s for lib in libraries for s in indexed_backbones(provider(lib))[0]]
-    if task is None:
-        return specs, len(specs)
-    fit = fit_for_task(specs, task)
-    return [s for s in specs if fit[s.name] is None], len(specs)
+    matrix = load_matrix()
+    listed = []
+    for spec in (s for lib in libraries for s in indexed_backbones(provider(lib))[0]):
+        status = {t: task_status(spec.name, t, matrix) for t in TASKS}
+        listed.append(Listed(spec, tuple(t for t in TASKS if status[t] == "pass"),
+                             {t: r for t, r in status.items() if r not in (None, "pass")}))
+    if task is None or show_all:
+        return listed, len(listed)
+    return [item for item in listed if task in item.tasks], len(listed)
 
 
 def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict | None = None):
@@ -77,83 +101,3 @@ def describe_backbone(name: str, input_size: int = DETAIL_INPUT_SIZE):
 
     spec = get_backbone(name)
     return (spec, *default_shapes(spec, input_size))
-
-
-def _cached_probes(library: str, package: str, input_size: int, specs, backbone_defaults: dict) -> dict:
-    from otxlike.backbones.index import index_path, read_cache, write_cache
-
-    path = index_path(library, package, kind=f"probes{input_size}")
-    cached = read_cache(path) or {}
-    todo = [s for s in specs if s.name not in cached]
-    for spec in todo:
-        shapes, reason = default_shapes(spec, input_size, backbone_defaults)
-        cached[spec.name] = {"strides": list(shapes.strides) if shapes else None, "error": reason}
-    if todo:
-        write_cache(path, cached)
-    return cached
-
-
-def fit_for_task(specs: list[BackboneSpec], task: str) -> dict[str, str | None]:
-    """For each backbone, None if it fits ``task``'s default template, else the reason it does not.
-
-    The verdicts are cached per library, template content and installed versions, so a repeated
-    call reads one JSON file and imports no library.
-
-    Raises:
-        OtxlikeError: If the task is unknown or its template cannot be loaded.
-    """
-    import hashlib
-
-    from otxlike.backbones.catalog import provider
-    from otxlike.backbones.index import index_path, read_cache, write_cache
-    from otxlike.workspace.templates import get_template
-
-    template = get_template(task)
-    digest = hashlib.sha256(b"".join((template.path / f).read_bytes()
-                                     for f in ("template.yaml", "model.py", "data_pipeline.py"))).hexdigest()[:12]
-    result: dict[str, str | None] = {}
-    todo: list[BackboneSpec] = []
-    paths = {}
-    for library in dict.fromkeys(s.library for s in specs):
-        paths[library] = index_path(library, provider(library).package, kind=f"fit-{template.id}-{digest}")
-        cached = read_cache(paths[library]) or {}
-        for spec in (s for s in specs if s.library == library):
-            if spec.name in cached:
-                result[spec.name] = cached[spec.name]
-            else:
-                todo.append(spec)
-    if todo:
-        fresh = _fit_uncached(todo, template)
-        result.update(fresh)
-        for library, path in paths.items():
-            write_cache(path, {n: r for n, r in result.items() if n.split(".", 1)[0] == library})
-    return {s.name: result[s.name] for s in specs}
-
-
-def _fit_uncached(specs: list[BackboneSpec], template) -> dict[str, str | None]:
-    """:func:`fit_for_task` without the verdict cache (probes are still cached)."""
-    from mmengine.config import Config
-
-    from otxlike.backbones.catalog import provider
-    from otxlike.backbones.shapes import infer_feature_shapes
-    from otxlike.configedit.adapters import plan_stages
-
-    model_cfg = Config.fromfile(str(Path(template.path) / "model.py"))
-    size = int(Config.fromfile(str(Path(template.path) / "data_pipeline.py")).get("input_size", 64))
-    model = model_cfg.model.to_dict()
-    template_strides = infer_feature_shapes(model["backbone"], model_cfg.default_scope, size).strides
-    result: dict[str, str | None] = {}
-    for library in dict.fromkeys(s.library for s in specs):
-        lib_specs = [s for s in specs if s.library == library]
-        probes = _cached_probes(library, provider(library).package, size, lib_specs, template.backbone_defaults)
-        for spec in lib_specs:
-            probe = probes[spec.name]
-            if probe["error"]:
-                result[spec.name] = probe["error"]
-                continue
-            try:
-                plan_stages(model, template_strides, tuple(probe["strides"]))
-                result[spec.name] = None
-            except OtxlikeError as exc:
-                result[spec.name] = exc.message
-    return result
