@@ -8,3 +8,18 @@ __version__ = "0.1.0"
 
 TASKS = ("classification", "detection", "instance-segmentation", "segmentation")
 """The tasks a workspace can be built for (``otxlike build --task``)."""
+
+__all__ = ["TASKS", "SequentialBackbone", "register_backbone", "register_head"]
+
+
+def __getattr__(name: str):
+    """The public API for user code (custom backbones and heads), imported on first use."""
+    if name in ("register_backbone", "register_head"):
+        from otxlike import custom
+
+        return getattr(custom, name)
+    if name == "SequentialBackbone":
+        from otxlike.backbones.custom_backbone import SequentialBackbone
+
+        return SequentialBackbone
+    raise AttributeError(f"module 'otxlike' has no attribute '{name}'")

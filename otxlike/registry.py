@@ -13,5 +13,6 @@ MODELS = Registry(
     "model",
     parent=MMENGINE_MODELS,
     scope="otxlike",
-    locations=["otxlike.backbones.torchvision_backbone", "otxlike.backbones.timm_backbone"],
+    locations=["otxlike.backbones.torchvision_backbone", "otxlike.backbones.timm_backbone",
+               "otxlike.backbones.custom_backbone"],
 )

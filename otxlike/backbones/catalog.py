@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 
-from otxlike.backbones.providers import MMProvider, TimmProvider, TorchvisionProvider
+from otxlike.backbones.providers import CustomProvider, MMProvider, TimmProvider, TorchvisionProvider
 from otxlike.backbones.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -17,6 +17,7 @@ PROVIDERS = {
         MMProvider("mmpretrain", "mmpretrain"),
         TorchvisionProvider(),
         TimmProvider(),
+        CustomProvider(),
     )
 }
 """Providers by library name; adding a library means adding one provider here."""
@@ -60,7 +61,8 @@ def get_backbone(name: str) -> BackboneSpec:
             f"backbone name '{name}' has no library prefix",
             f"use <library>.<name>, e.g. mmdet.ResNet; libraries: {', '.join(PROVIDERS)}",
         )
-    specs = {s.name: s for s in list_backbones(library)}
+    lib = provider(library)
+    specs = {s.name: s for s in (list_backbones(library) if getattr(lib, "cacheable", True) else lib.specs())}
     if name in specs:
         return specs[name]
     by_lower = {s.name.lower(): s for s in specs.values()}

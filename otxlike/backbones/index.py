@@ -110,6 +110,8 @@ def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
     Raises:
         OtxlikeError: If the library is not installed (from the provider).
     """
+    if not getattr(provider, "cacheable", True):
+        return tuple(provider.specs()), False
     path = index_path(provider.name, provider.package)
     doc = read_cache(path)
     try:

@@ -167,3 +167,50 @@ class TimmProvider:
         """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``."""
         current = cfg.get("out_indices")
         return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+
+
+class CustomProvider:
+    """Backbones registered with :func:`otxlike.register_backbone` (``custom.<name>``).
+
+    Lists the registrations of installed packages (entry-point group ``otxlike.backbones``) and of
+    the workspace modules loaded so far (:meth:`otxlike.workspace.workspace.Workspace.load_custom_modules`).
+    User code changes often, so these specs are never cached on disk.
+    """
+
+    name = "custom"
+    package = "otxlike"
+    cacheable = False
+
+    def specs(self) -> list[BackboneSpec]:
+        """One spec per registered name; builder arguments after ``model_name`` are its arguments.
+
+        Raises:
+            OtxlikeError: If an entry-point package fails to import.
+        """
+        from otxlike.custom import load_entry_points, registered
+
+        load_entry_points()
+        out = []
+        for name, reg in sorted(registered().items()):
+            if inspect.isclass(reg.target):
+                args, kwargs = class_args(reg.target)
+            else:
+                args, kwargs = function_args(reg.target, skip=("model_name",))
+            out.append(BackboneSpec(name=f"custom.{name}", library=self.name, source=reg.where, args=args,
+                                    accepts_kwargs=kwargs))
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py`` (``otxlike.CustomBackbone``)."""
+        return {"type": "otxlike.CustomBackbone", "model_name": spec.short_name, **values}
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the stages at positions ``keep`` (``out_indices``)."""
+        current = cfg.get("out_indices")
+        return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+
+    def modules(self, spec: BackboneSpec) -> list[str]:
+        """The module that ``custom_imports`` must import for ``spec``."""
+        from otxlike.custom import lookup
+
+        return [lookup(spec.short_name).module]

@@ -120,6 +120,8 @@ def build(
     template: Annotated[Optional[str], typer.Option(help="Template id of the task (see 'otxlike find --template').")] = None,
     workspace: WorkspaceOpt = None,
     backbone: Annotated[Optional[str], typer.Option(help="Backbone to swap in (e.g. mmdet.RegNet) or an edited backbone.yaml.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="Classification head to swap in (e.g. custom.CosineClsHead, "
+                                                    "LinearClsHead) or an edited head.yaml.")] = None,
     train_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the train split.")] = None,
     val_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the val split.")] = None,
 ) -> None:
@@ -139,8 +141,8 @@ def build(
         else:
             if template is not None:
                 raise OtxlikeError("--template needs --task", "e.g. otxlike build --task classification --template ID")
-            if backbone is None and train_data_roots is None and val_data_roots is None:
-                raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / "
+            if backbone is None and head is None and train_data_roots is None and val_data_roots is None:
+                raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / --head / "
                                    "--train-data-roots / --val-data-roots inside one")
             ws = Workspace.load(workspace)
             if train_data_roots is not None or val_data_roots is not None:
@@ -150,6 +152,16 @@ def build(
             from otxlike.configedit.swap import swap_backbone
 
             _print_swap(out, swap_backbone(ws, backbone), ws.root)
+        if head is not None:
+            from otxlike.configedit.head import swap_head
+
+            result = swap_head(ws, head)
+            out.print(f"[*] Head: {result.type} (in_channels {result.values['in_channels']}, "
+                      f"num_classes {result.values['num_classes']})", highlight=False)
+            for path in result.files:
+                out.print(f"[*] Updated: {path}", highlight=False)
+            if result.backup:
+                out.print(f"[*] Previous versions kept in {result.backup}", highlight=False)
 
 
 def _split_names(values: list[str]) -> list[str]:
@@ -165,6 +177,7 @@ def find(
     show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead (see docs/json.md).")] = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """List backbones of installed libraries (computed live), the task templates, or one backbone
     in detail (--backbone mmdet.ResNet)."""
@@ -179,6 +192,8 @@ def find(
         names = _split_names(backbone or [])
         if "all" in names:
             names = [n for n in names if n != "all"] + [p for p in PROVIDERS if p not in names]
+        if any(n == "custom" or n.startswith("custom.") for n in names):
+            _load_workspace_code(workspace)
         if as_json:
             print(json.dumps(_find_json(names, task, template, show_all), indent=2))
             return
@@ -202,6 +217,16 @@ def find(
         if task is not None and not show_all:
             out.print(f"{len(listed)} of {total} backbones passed swap, train and eval for {task} "
                       "(docs/compatibility.md); --all lists the others with the reason.", highlight=False)
+
+
+def _load_workspace_code(workspace: Path | None) -> None:
+    """Import the custom backbones of the workspace at ``workspace`` (or the current folder),
+    if it is one; outside a workspace only installed packages' backbones are listed."""
+    from otxlike.workspace.workspace import MANIFEST, Workspace
+
+    root = Path(workspace or ".")
+    if workspace is not None or (root / MANIFEST).is_file():
+        Workspace.load(root).load_custom_modules()
 
 
 def _find_json(names: list[str], task: str | None, template: bool, show_all: bool = False) -> dict:

@@ -90,15 +90,29 @@ def first_consumer(model: dict) -> tuple[str, str] | None:
     return None
 
 
+def _rule(key: str, cfg: dict) -> tuple[str, Adapter] | None:
+    """The (kind, adapter) of a consumer; heads registered with ``otxlike.register_head`` read
+    the last map by their contract."""
+    type_name = cfg.get("type")
+    if type_name in KINDS:
+        return KINDS[type_name]
+    if key == "head" and isinstance(type_name, str) and type_name.startswith("otxlike."):
+        from otxlike.custom import head_module
+
+        if head_module(type_name.split(".", 1)[1]) is not None:
+            return "last-stage", _last_stage
+    return None
+
+
 def _kind(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> str:
     type_name = cfg.get("type")
-    if type_name not in KINDS:
+    if _rule(key, cfg) is None:
         raise OtxlikeError(
             f"cannot adapt model.{key} of type '{type_name}' to the new backbone: otxlike has no rule for it",
             f"set its in_channels{' to ' + str(list(channels)) if channels else ''} by hand, or add the type to "
             "otxlike/configedit/adapters.py",
         )
-    return KINDS[type_name][0]
+    return _rule(key, cfg)[0]
 
 
 @dataclass(frozen=True)
@@ -191,7 +205,7 @@ def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:
         if not isinstance(cfg, dict):
             continue
         kind = _kind(key, cfg, shapes.channels)
-        adapter = KINDS[cfg["type"]][1]
+        adapter = _rule(key, cfg)[1]
         if kind == PASSTHROUGH:
             continue  # it only pools: the next module reads the maps
         plan[key] = adapter(shapes)

@@ -162,6 +162,17 @@ class ConfigSource:
             new = f"{key}={text}" if isinstance(node, ast.Call) else f"{key!r}: {text}"
         self._edits.append((end, end, new))
 
+    def set_top(self, name: str, value: Any) -> None:
+        """Set the top-level variable ``name``: replace its value, or add ``name = value`` after
+        ``default_scope`` (at the top when there is none)."""
+        if self._top_level(name) is not None:
+            self.replace((name,), value)
+            return
+        anchor = self._top_level("default_scope")
+        at = self._span(anchor)[1] if anchor is not None else 0
+        line = f"{name} = {format_value(value)}"
+        self._edits.append((at, at, f"\n{line}" if anchor is not None else f"{line}\n"))
+
     def result(self) -> str:
         """The text with every pending edit applied.
 

@@ -201,12 +201,22 @@ def workspace_scope_and_size(ws: Workspace) -> tuple[str, int, dict]:
     """
     from mmengine.config import Config
 
+    ws.load_custom_modules()  # model.py's custom_imports may name them
     try:
         model_cfg = Config.fromfile(str(ws.model_py))
         data_cfg = Config.fromfile(str(ws.data_pipeline_py))
     except Exception as exc:
         raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "), "fix model.py / data_pipeline.py") from exc
     return model_cfg.get("default_scope", "mmengine"), int(data_cfg.get("input_size", DEFAULT_INPUT_SIZE)), model_cfg.model.to_dict()
+
+
+def add_custom_imports(source, modules: list[str]) -> None:
+    """Add ``modules`` to model.py's ``custom_imports`` (mmengine imports them when it loads
+    the config; see ``mmengine/config/config.py``), keeping the ones already listed."""
+    current = source.literal(("custom_imports", "imports")) or []
+    imports = list(dict.fromkeys([*current, *modules]))
+    if imports != list(current):
+        source.set_top("custom_imports", {"imports": imports, "allow_failed_imports": False})
 
 
 def swap_backbone(ws: Workspace, target: str) -> SwapResult:
@@ -232,6 +242,7 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     from otxlike.configedit.adapters import plan_channel_edits, plan_stages
     from otxlike.configedit.source import ConfigSource
 
+    ws.load_custom_modules()  # custom.<name> backbones of the workspace
     is_file = target.endswith((".yaml", ".yml")) or Path(target).is_file()
     backup = ws.new_backup_dir()
     written: list[Path] = []
@@ -270,6 +281,8 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     for consumer, args in edits.items():
         for key, value in args.items():
             source.set_key(("model", consumer), key, value)
+    if hasattr(lib, "modules"):  # user code: model.py must import it (mmengine's custom_imports)
+        add_custom_imports(source, lib.modules(spec))
     text = source.result()
     _validate(ws, text, input_size)
 

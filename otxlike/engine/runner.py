@@ -127,6 +127,7 @@ def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
     """
     from mmengine.config import Config
 
+    ws.load_custom_modules()  # model.py's custom_imports may name them
     try:
         cfg = Config.fromfile(str(ws.model_py))
         cfg.merge_from_dict(Config.fromfile(str(ws.data_pipeline_py)).to_dict())

@@ -69,6 +69,20 @@ class Workspace:
             raise OtxlikeError(f"{path} has no 'task'", "restore it from .backup/ or rebuild the workspace")
         return cls(root, manifest)
 
+    def load_custom_modules(self) -> list[str]:
+        """Import the workspace's custom backbone/head files (:mod:`otxlike.custom`), with the
+        workspace first on ``sys.path`` so model.py's ``custom_imports`` finds them.
+
+        Returns:
+            Their module names.
+
+        Raises:
+            OtxlikeError: If a file is missing or fails to import.
+        """
+        from otxlike.custom import load_workspace_modules
+
+        return load_workspace_modules(self.root, self.manifest)
+
     @property
     def task(self) -> str:
         return self.manifest["task"]

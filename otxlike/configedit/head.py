@@ -1,0 +1,157 @@
+"""``otxlike build --head``: swap the classification head of a workspace (``head.yaml``).
+
+The head keeps the model's ``num_classes``; its ``in_channels`` is the channel count of the
+backbone's last map (the value ``build --backbone`` keeps up to date in model.py). Custom heads
+registered with :func:`otxlike.register_head` are named ``custom.<Name>`` and become
+``otxlike.<Name>`` in model.py, loaded through ``custom_imports``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from otxlike.errors import OtxlikeError
+from otxlike.fileio import atomic_write_text, dump_yaml
+from otxlike.workspace.workspace import Workspace
+
+HEAD_YAML = "head.yaml"
+#: Arguments otxlike sets from the model; the rest come from the head's defaults or head.yaml.
+MODEL_ARGS = ("num_classes", "in_channels")
+#: Arguments carried over from the current head when the new one takes them.
+KEPT_ARGS = ("loss", "topk")
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """What :func:`swap_head` did.
+
+    Attributes:
+        type: The head type as written in model.py, e.g. ``otxlike.CosineClsHead``.
+        values: Its arguments as written (without ``type``).
+        files: Files written.
+        backup: Folder holding the previous versions, if any.
+    """
+
+    type: str
+    values: dict
+    files: tuple[Path, ...]
+    backup: Path | None
+
+
+def _resolve(name: str, scope: str):
+    """``(type for model.py, class, module to import or None)`` for a head name.
+
+    Raises:
+        OtxlikeError: If no head of that name is registered.
+    """
+    from mmengine.registry import MODELS, DefaultScope
+
+    from otxlike.custom import head_module
+
+    if name.startswith("custom."):
+        short = name.split(".", 1)[1]
+        module = head_module(short)
+        if module is None:
+            raise OtxlikeError(f"no custom head is registered as '{short}'",
+                               "define it with @otxlike.register_head in the workspace's custom_backbones.py "
+                               "(or a file listed under custom_modules in workspace.yaml)")
+        from otxlike.registry import MODELS as OTXLIKE_MODELS
+
+        return f"otxlike.{short}", OTXLIKE_MODELS.get(short), module
+    with DefaultScope.overwrite_default_scope(scope):
+        cls = MODELS.get(name)
+    if cls is None:
+        raise OtxlikeError(f"'{scope}' has no head type '{name}'",
+                           "give a head class of the template's library (e.g. LinearClsHead) or custom.<Name>")
+    return name, cls, None
+
+
+def _read_head_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OtxlikeError(f"cannot read {path} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise OtxlikeError(f"{path} is not valid YAML", "fix the file and run again") from exc
+    head = data.get("head") if isinstance(data, dict) else None
+    if not isinstance(head, dict) or not isinstance(head.get("type"), str):
+        raise OtxlikeError(f"{path} must hold a mapping 'head:' with a 'type'",
+                           "regenerate it with 'otxlike build --head TYPE'")
+    return head
+
+
+def swap_head(ws: Workspace, target: str) -> HeadResult:
+    """Put the head ``target`` (a type name or an edited ``head.yaml``) into the workspace.
+
+    With a name, every argument with a plain default is written to ``head.yaml``; ``loss`` and
+    ``topk`` are kept from the current head when the new one takes them. The model is built and
+    run once before anything is written (previous versions go to ``.backup/<time>/``).
+
+    Raises:
+        OtxlikeError: If the workspace is not a classification one, the head is unknown, lacks
+            ``num_classes``/``in_channels``, has a required argument without a value, or the
+            model does not run with it. Nothing is written then.
+    """
+    from otxlike.backbones.introspect import class_args, plain
+    from otxlike.backbones.spec import MISSING
+    from otxlike.configedit.source import ConfigSource
+    from otxlike.configedit.swap import _validate, add_custom_imports, workspace_scope_and_size
+
+    if ws.task != "classification":
+        raise OtxlikeError(f"--head swaps a classification head; this workspace is for {ws.task}",
+                           "edit model.py's heads by hand for other tasks")
+    scope, input_size, model = workspace_scope_and_size(ws)  # also loads the workspace's custom modules
+    current = model.get("head") or {}
+    is_file = target.endswith((".yaml", ".yml"))
+    given = _read_head_yaml(Path(target)) if is_file else {"type": target}
+    name = given.pop("type")
+    type_name, cls, module = _resolve(name, scope)
+    args, accepts_kwargs = class_args(cls)
+    known = {a.name: a for a in args}
+    if not set(MODEL_ARGS) <= set(known):
+        raise OtxlikeError(f"head {name} does not take {' and '.join(a for a in MODEL_ARGS if a not in known)}",
+                           "a classification head must declare num_classes and in_channels")
+    unknown = [k for k in given if k not in known]
+    if unknown and not accepts_kwargs:
+        raise OtxlikeError(f"{target}: {name} takes no argument {', '.join(map(repr, unknown))}",
+                           f"its arguments: {', '.join(known)}")
+    values = {}
+    for arg in args:
+        if arg.name in MODEL_ARGS:
+            continue
+        if arg.name in given:
+            values[arg.name] = given[arg.name]
+        elif arg.name in KEPT_ARGS and arg.name in current:
+            values[arg.name] = current[arg.name]
+        elif not arg.required and plain(arg.default) is not MISSING:
+            values[arg.name] = plain(arg.default)
+    values.update({k: v for k, v in given.items() if k not in known})
+    missing = [a.name for a in args if a.required and a.name not in MODEL_ARGS and a.name not in values]
+    if missing:
+        raise OtxlikeError(f"head {name} needs a value for {', '.join(missing)}",
+                           "write them in head.yaml and run 'otxlike build --head head.yaml'")
+    values = {"num_classes": current.get("num_classes"), "in_channels": current.get("in_channels"), **values}
+
+    source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
+    source.replace(("model", "head"), {"type": type_name, **values})
+    if module is not None:
+        add_custom_imports(source, [module])
+    text = source.result()
+    _validate(ws, text, input_size)
+
+    backup = ws.new_backup_dir()
+    head_yaml = ws.root / HEAD_YAML
+    files = []
+    if not is_file:
+        header = (f"# head.yaml: the classification head of this workspace ({name}).\n"
+                  "# num_classes and in_channels follow the model; edit the rest, then apply with:\n"
+                  "#   otxlike build --head head.yaml\n")
+        atomic_write_text(head_yaml, header + dump_yaml({"head": {"type": name, **values}}), backup)
+        files.append(head_yaml)
+    atomic_write_text(ws.model_py, text, backup)
+    files.append(ws.model_py)
+    ws.record("head", {"head": name})
+    return HeadResult(type_name, values, tuple(files), backup if backup.exists() else None)

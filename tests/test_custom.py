@@ -1,0 +1,161 @@
+"""Custom backbones and heads: registration, the contract, find, swap, train and eval."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import otxlike
+from otxlike.configedit.head import swap_head
+from otxlike.configedit.swap import swap_backbone
+from otxlike.engine.runner import evaluate, train
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace, create_workspace
+from tests.conftest import snapshot
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+
+
+def _with_file(ws: Workspace, name: str, text: str | None = None) -> Workspace:
+    """Put a custom module into the workspace (the docs example of that name by default)."""
+    if text is None:
+        shutil.copy(EXAMPLES / name, ws.root / name)
+    else:
+        (ws.root / name).write_text(textwrap.dedent(text))
+    return Workspace.load(ws.root)
+
+
+def test_sequential_backbone_cuts_squeezenet_at_each_resolution_drop():
+    backbone = otxlike.SequentialBackbone.from_layers(torchvision.models.squeezenet1_1().features)
+    # SqueezeNet 1.1 (torchvision/models/squeezenet.py): a 64-channel stride-2 conv, then Fire
+    # modules of 128, 256 and 384..512 output channels after each stride-2 max pool.
+    assert backbone.out_channels == (64, 128, 256, 512)
+    assert backbone.strides == (2, 4, 8, 16)
+    outs = backbone(torch.zeros(2, 3, 96, 96))
+    assert [o.shape[1] for o in outs] == [64, 128, 256, 512]
+    assert [o.shape[0] for o in outs] == [2] * 4
+
+
+def test_workspace_backbone_under_two_names_is_found_swapped_trained_and_evaluated(workspace, cli):
+    ws = _with_file(workspace, "custom_backbones.py")
+    listed = cli("find", "--backbone", "custom", "--workspace", ws.root)
+    assert listed.exit_code == 0, listed.output
+    assert "custom.squeezenet1_0" in listed.output and "custom.squeezenet1_1" in listed.output
+    result = swap_backbone(ws, "custom.squeezenet1_1")
+    assert result.shapes.channels[-1] == 512
+    text = ws.model_py.read_text()
+    assert "type='otxlike.CustomBackbone'" in text and "imports=['custom_backbones']" in text
+    assert "in_channels=512" in text
+    run = train(ws, epochs=1)
+    assert run.checkpoint is not None and "accuracy/top1" in run.metrics
+    assert "accuracy/top1" in evaluate(ws).metrics
+
+
+@pytest.mark.slow
+def test_workspace_backbone_trains_in_detection(tmp_path, canvases):
+    ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    ws = _with_file(ws, "custom_backbones.py")
+    result = swap_backbone(ws, "custom.squeezenet1_0")
+    # ATSS's FPN reads strides 8, 16, 32: SqueezeNet has 8 and 16; the FPN makes 32 itself
+    assert result.edits["neck"]["in_channels"] == [256, 512]
+    train(ws, epochs=1)
+    assert "coco/bbox_mAP" in evaluate(ws).metrics
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """An installed distribution exposing a backbone through the otxlike.backbones entry point.
+
+    A ``*.dist-info`` folder on sys.path is what pip leaves behind, and what importlib.metadata
+    reads entry points from.
+    """
+    site = tmp_path / "site"
+    pkg = site / "otxlike_squeeze_plugin"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        import torchvision
+        import otxlike
+
+        @otxlike.register_backbone("plugin_squeezenet")
+        def get_backbone(model_name, pretrained=None, width=None, **kwargs):
+            return otxlike.SequentialBackbone.from_layers(torchvision.models.squeezenet1_1().features)
+    """))
+    info = site / "otxlike_squeeze_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: otxlike-squeeze-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[otxlike.backbones]\nsqueeze = otxlike_squeeze_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    return "custom.plugin_squeezenet"
+
+
+def test_entry_point_backbone_is_listed_and_trains(plugin, workspace, cli):
+    listed = cli("find", "--backbone", "custom", "--json")
+    assert listed.exit_code == 0, listed.output
+    import json
+
+    backbone = next(b for b in json.loads(listed.output)["backbones"] if b["name"] == plugin)
+    assert [a["name"] for a in backbone["args"]] == ["pretrained", "width"]
+    swap_backbone(workspace, plugin)
+    assert "imports=['otxlike_squeeze_plugin']" in workspace.model_py.read_text()
+    assert train(workspace, epochs=1).checkpoint is not None
+
+
+def test_same_name_twice_names_both_places(workspace):
+    body = """
+        import otxlike
+        @otxlike.register_backbone("twin")
+        def get_backbone(model_name, pretrained=None):
+            raise NotImplementedError
+    """
+    _with_file(workspace, "first.py", body)
+    ws = _with_file(workspace, "second.py", body)
+    (ws.root / "workspace.yaml").write_text((ws.root / "workspace.yaml").read_text() +
+                                            "custom_modules: [first.py, second.py]\n")
+    with pytest.raises(OtxlikeError, match=r"'custom.twin' is registered twice: at .*first.py:3 and at .*second.py:3"):
+        Workspace.load(ws.root).load_custom_modules()
+
+
+def test_backbone_breaking_the_contract_is_refused_and_nothing_changes(workspace):
+    ws = _with_file(workspace, "custom_backbones.py", """
+        import otxlike
+        from torch import nn
+
+        @otxlike.register_backbone("plain_conv")
+        def get_backbone(model_name, pretrained=None):
+            return nn.Conv2d(3, 8, 3, stride=2)  # no out_channels / strides, one tensor
+    """)
+    before = snapshot(ws.root)
+    with pytest.raises(OtxlikeError, match="does not report out_channels and strides"):
+        swap_backbone(ws, "custom.plain_conv")
+    assert snapshot(ws.root) == before
+
+
+def test_head_swap_outside_classification_is_refused(tmp_path, canvases):
+    ws = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    with pytest.raises(OtxlikeError, match="--head swaps a classification head"):
+        swap_head(ws, "LinearClsHead")
+
+
+@pytest.mark.slow
+def test_cosine_head_trains_on_digits(tmp_path):
+    from otxlike.data.digits import write_digits_classification
+
+    data = write_digits_classification(tmp_path / "digits", limit=60)
+    ws = Workspace.load(create_workspace("classification", tmp_path / "ws", train_root=data.train_root,
+                                         val_root=data.val_root).root)
+    ws = _with_file(ws, "cosine_head.py")
+    (ws.root / "workspace.yaml").write_text((ws.root / "workspace.yaml").read_text() + "custom_modules: [cosine_head.py]\n")
+    result = swap_head(Workspace.load(ws.root), "custom.CosineClsHead")
+    assert result.values["in_channels"] == 512 and result.values["num_classes"] == 10
+    assert "type='otxlike.CosineClsHead'" in ws.model_py.read_text()
+    # the head.yaml round trip: a changed scale is applied
+    head_yaml = ws.root / "head.yaml"
+    head_yaml.write_text(head_yaml.read_text().replace("scale: 16.0", "scale: 10.0"))
+    assert swap_head(ws, str(head_yaml)).values["scale"] == 10.0
+    run = train(ws, epochs=4)
+    assert run.metrics["accuracy/top1"] > 50  # chance is 10 %
