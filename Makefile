@@ -11,7 +11,7 @@ WHEELS := $(wildcard ../shared/wheels/mmcv-2.1.0-*.whl)
 FIND_LINKS := $(if $(WHEELS),--find-links ../shared/wheels)
 DEMO_DIR ?= demo-run
 
-.PHONY: install test test-slow test-all demo clean
+.PHONY: install test test-slow test-all demo compat clean
 
 install: $(UV)
 	$(UVPIP) "torch==2.13.0" "torchvision==0.28.0" "setuptools>=77,<81" wheel ninja
@@ -34,6 +34,11 @@ test-all:
 
 demo:
 	bash scripts/demo.sh $(DEMO_DIR)
+
+# The compatibility matrix: every backbone x task swapped, trained one epoch and evaluated (hours
+# on 2 cores; resumable). COMPAT_ARGS narrows it, e.g. COMPAT_ARGS="--library mmdet --jobs 2".
+compat:
+	$(PY) scripts/compat.py $(COMPAT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

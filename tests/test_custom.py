@@ -60,8 +60,11 @@ def test_workspace_backbone_trains_in_detection(tmp_path, canvases):
                                          val_root=canvases.val_root).root)
     ws = _with_file(ws, "custom_backbones.py")
     result = swap_backbone(ws, "custom.squeezenet1_0")
-    # ATSS's FPN reads strides 8, 16, 32: SqueezeNet has 8 and 16; the FPN makes 32 itself
-    assert result.edits["neck"]["in_channels"] == [256, 512]
+    # SqueezeNet 1.0 stages: 96 ch @ 2, 256 @ 4 (after Fire 128, 128, 256), 512 @ 8 (Fire 256..512),
+    # 512 @ 16. The template's FPN takes strides 4..32 from start_level 1: stride 2 is dropped,
+    # 4/8/16 are kept, and the FPN makes stride 32 itself with its extra levels.
+    assert result.shapes.strides == (4, 8, 16)
+    assert result.edits["neck"]["in_channels"] == [256, 512, 512]
     train(ws, epochs=1)
     assert "coco/bbox_mAP" in evaluate(ws).metrics
 
@@ -102,6 +105,7 @@ def test_entry_point_backbone_is_listed_and_trains(plugin, workspace, cli):
     swap_backbone(workspace, plugin)
     assert "imports=['otxlike_squeeze_plugin']" in workspace.model_py.read_text()
     assert train(workspace, epochs=1).checkpoint is not None
+    assert "accuracy/top1" in evaluate(workspace).metrics
 
 
 def test_same_name_twice_names_both_places(workspace):
