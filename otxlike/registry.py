@@ -14,5 +14,5 @@ MODELS = Registry(
     parent=MMENGINE_MODELS,
     scope="otxlike",
     locations=["otxlike.backbones.torchvision_backbone", "otxlike.backbones.timm_backbone",
-               "otxlike.backbones.custom_backbone"],
+               "otxlike.backbones.custom_backbone", "otxlike.necks"],
 )

@@ -31,7 +31,7 @@ def test_swap_mmdet_regnet(workspace):
     assert cfg.model.backbone.norm_eval is False  # the template's backbone_defaults
     assert cfg.model.head.in_channels == expected[-1]
     text = workspace.model_py.read_text()
-    assert "# Training schedule." in text and "neck=dict(type='GlobalAveragePooling')" in text
+    assert "# Training schedule." in text and "neck=dict(type='otxlike.GlobalAveragePooling')" in text
     doc = yaml.safe_load(workspace.backbone_yaml.read_text())
     assert doc["backbone"]["type"] == "mmdet.RegNet" and doc["backbone"]["out_indices"] == [0, 1, 2, 3]
     assert workspace.manifest["backbone"] == "mmdet.RegNet"
@@ -89,8 +89,11 @@ def test_bad_backbone_yaml_changes_nothing(workspace, tmp_path, content, message
 
 
 def test_backbone_that_breaks_the_model_changes_nothing(workspace):
-    # mmseg's MobileNetV3 returns a list, which mmpretrain's GlobalAveragePooling rejects:
-    # caught by the whole-model check before anything is written.
+    # mmseg's MobileNetV3 returns a list, which mmpretrain's own GlobalAveragePooling rejects
+    # (the template's otxlike neck takes it): caught by the whole-model check before anything
+    # is written.
+    text = workspace.model_py.read_text().replace("type='otxlike.GlobalAveragePooling'", "type='GlobalAveragePooling'")
+    workspace.model_py.write_text(text)
     before = snapshot(workspace.root)
     with pytest.raises(OtxlikeError, match="does not run"):
         swap_backbone(workspace, "mmseg.MobileNetV3")

@@ -51,6 +51,7 @@ MULTI_SCALE = ("all-stages", "decode-all")
 KINDS: dict[str, tuple[str, Adapter]] = {
     # mmpretrain necks that pool each map
     "GlobalAveragePooling": (PASSTHROUGH, _passthrough),
+    "otxlike.GlobalAveragePooling": (PASSTHROUGH, _passthrough),
     "GeneralizedMeanPooling": (PASSTHROUGH, _passthrough),
     # single-input classification heads (they use the last map)
     "LinearClsHead": ("last-stage", _last_stage),

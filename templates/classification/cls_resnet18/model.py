@@ -16,7 +16,9 @@ model = dict(
         num_stages=4,
         out_indices=(3, ),
         style='pytorch'),
-    neck=dict(type='GlobalAveragePooling'),
+    # otxlike's GlobalAveragePooling is mmpretrain's, also taking the list of maps that some
+    # mmdet/mmseg backbones (Swin, PVT, ...) return.
+    neck=dict(type='otxlike.GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
         num_classes=10,
