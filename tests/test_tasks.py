@@ -151,6 +151,24 @@ def test_missing_used_stride_is_refused(tmp_path, canvases):
     assert snapshot(ws.root) == before
 
 
+def test_segmentation_fpn_reads_a_backbone_starting_at_stride_8(tmp_path, canvases):
+    # mmseg's FPNHead needs only the 1:2:4:8 ratios of its inputs; the FPN's 4th output (stride
+    # 64) is its extra level. The swap's whole-model run proves the shapes line up.
+    ws = _workspace("segmentation", tmp_path, canvases)
+    result = swap_backbone(ws, "mmdet.CSPDarknet")
+    cfg = Config.fromfile(str(ws.model_py))
+    assert result.shapes.strides == (8, 16, 32)
+    assert cfg.model.neck.in_channels == list(result.shapes.channels) and cfg.model.neck.num_outs == 4
+
+
+def test_detection_fpn_makes_the_largest_stride_itself(tmp_path, canvases):
+    ws = _workspace("detection", tmp_path, canvases)
+    result = swap_backbone(ws, "torchvision.squeezenet1_1")  # stages at strides 4, 8, 16
+    cfg = Config.fromfile(str(ws.model_py))
+    assert result.shapes.strides == (4, 8, 16)
+    assert cfg.model.neck.start_level == 1 and cfg.model.neck.num_outs == 5  # reads 8, 16; adds 32, 64, 128
+
+
 def test_extra_outputs_are_dropped_with_out_indices(tmp_path, canvases):
     ws = _workspace("segmentation", tmp_path, canvases)
     (ws.root / "bb.yaml").write_text(

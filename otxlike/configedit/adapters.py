@@ -136,7 +136,8 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     the strides of the old backbone (anchor strides, RoI ``featmap_strides``, ``feature_strides``).
     The new backbone must give every stride the consumer uses (for an FPN with ``start_level``
     s: the old strides from index s on), except the largest ones an FPN makes itself
-    (:func:`_fpn_fills`); outputs at other strides are dropped, and an FPN whose unused
+    (:func:`_fpn_fills`), or a segmentation FPN reading higher strides in the same ratios
+    (:func:`_decode_shift`); outputs at other strides are dropped, and an FPN whose unused
     leading stride is missing gets a smaller ``start_level``. Single-input consumers
     (classification heads) take the last map and need no matching.
 
@@ -157,6 +158,9 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     lacking = [s for s in used if s not in new_strides]
     if lacking and _fpn_fills(model[key], used, lacking):
         lacking = []
+    shifted = _decode_shift(model, key, used, new_strides) if lacking else None
+    if shifted is not None:
+        return StagePlan(None if shifted == tuple(range(len(new_strides))) else shifted)
     if lacking:
         raise OtxlikeError(
             f"the new backbone has no output at stride {', '.join(map(str, lacking))}, which model.{key} uses "
@@ -185,6 +189,31 @@ def _fpn_fills(neck: dict, used: tuple[int, ...], lacking: list[int]) -> bool:
     present = len(used) - len(lacking)
     doubling = all(b == 2 * a for a, b in zip(used, used[1:]))
     return present >= 2 and tuple(lacking) == tuple(used[present:]) and doubling
+
+
+def _decode_shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Outputs to keep when a segmentation FPN may read a backbone whose strides start higher.
+
+    In an mmseg segmentor (``decode_head``, no anchors or RoI strides) the FPN's outputs only need
+    the *ratios* the decode head was built for: ``FPNHead`` upsamples each level by
+    ``feature_strides[i] / feature_strides[0]`` and the logits are resized to the image anyway
+    (``mmseg/models/decode_heads/fpn_head.py``). So a backbone lacking the smallest stride fits
+    when the strides it has above it double from level to level (at least two; the FPN's extra
+    levels make up the rest, see :func:`_fpn_fills`).
+
+    Returns:
+        Positions of the outputs to keep, or None when the rule does not apply.
+    """
+    neck = model.get(key, {})
+    if key != "neck" or "decode_head" not in model or neck.get("type") not in ("FPN", "mmseg.FPN"):
+        return None
+    if "num_outs" not in neck or int(neck.get("start_level", 0)) != 0 or used[0] in new_strides:
+        return None
+    run = [i for i, s in enumerate(new_strides) if s > used[0]][: len(used)]
+    strides = [new_strides[i] for i in run]
+    if len(run) < 2 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+        return None
+    return tuple(run)
 
 
 def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:
