@@ -171,7 +171,7 @@ def _split_names(values: list[str]) -> list[str]:
 @app.command()
 def find(
     backbone: Annotated[Optional[list[str]], typer.Option(help="Library (mmdet, mmseg, mmpretrain, torchvision, timm, "
-                                                              "or all; repeat or comma-separate), or one full name.")] = None,
+                                                              "custom, or all; repeat or comma-separate), or one full name.")] = None,
     task: Annotated[Optional[str], typer.Option(help="Only backbones verified end to end for this task "
                                                     "(docs/compatibility.md).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
