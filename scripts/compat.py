@@ -131,7 +131,11 @@ def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names
     backbones = [s.name for lib in libraries for s in indexed_backbones(provider(lib))[0]]
     if names:
         backbones = [b for b in backbones if b in names]
+    from otxlike.verify import sample_data
+
     root = Path(tempfile.mkdtemp(prefix="otxlike-compat-"))
+    for task in tasks:  # made once here: workers running at the same time would race to make it
+        sample_data(task, root)
     todo = [("probe", b, None, str(root)) for b in backbones if ("probe", b, None) not in done]
     todo += [("check", b, t, str(root)) for b in backbones for t in tasks if ("check", b, t) not in done]
     print(f"{len(todo)} jobs to run ({len(done)} already in {RESULTS.relative_to(REPO)}), {jobs} worker(s)", flush=True)
