@@ -108,6 +108,36 @@ def test_entry_point_backbone_is_listed_and_trains(plugin, workspace, cli):
     assert "accuracy/top1" in evaluate(workspace).metrics
 
 
+@pytest.mark.slow
+def test_entry_point_backbone_trains_in_detection(plugin, tmp_path, canvases):
+    ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    result = swap_backbone(ws, plugin)
+    assert result.shapes.strides == (4, 8, 16)  # SqueezeNet 1.1 at 128x128, stride 2 dropped
+    train(ws, epochs=1)
+    assert "coco/bbox_mAP" in evaluate(ws).metrics
+
+
+def test_module_class_registered_as_backbone(workspace, cli):
+    ws = _with_file(workspace, "custom_backbones.py", """
+        import otxlike
+        from torch import nn
+
+        @otxlike.register_backbone("tiny_convnet")
+        class TinyConvNet(otxlike.SequentialBackbone):
+            def __init__(self, width=8):
+                super().__init__([nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.ReLU()),
+                                  nn.Sequential(nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU())])
+    """)
+    listed = cli("find", "--backbone", "custom.tiny_convnet", "--workspace", ws.root)
+    assert listed.exit_code == 0, listed.output
+    assert "width" in listed.output and "16 ch @ stride 4" in listed.output
+    (ws.root / "bb.yaml").write_text("backbone: {type: custom.tiny_convnet, width: 4}\n")
+    result = swap_backbone(ws, str(ws.root / "bb.yaml"))
+    assert result.shapes.channels == (4, 8) and result.shapes.strides == (2, 4)
+    assert "width=4" in ws.model_py.read_text()
+
+
 def test_same_name_twice_names_both_places(workspace):
     body = """
         import otxlike

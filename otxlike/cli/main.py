@@ -212,11 +212,13 @@ def find(
                 return
         from otxlike.configedit.compat import backbones_for
 
-        listed, total = backbones_for(names, task, show_all)
+        listed, counts = backbones_for(names, task, show_all)
         out.print(backbone_table(listed, task, show_all))
         if task is not None and not show_all:
-            out.print(f"{len(listed)} of {total} backbones passed swap, train and eval for {task} "
-                      "(docs/compatibility.md); --all lists the others with the reason.", highlight=False)
+            unchecked = f", {counts['unchecked']} were not checked" if counts["unchecked"] else ""
+            out.print(f"{len(listed)} of {counts['total']} backbones passed swap, train and eval for {task}; "
+                      f"{counts['failed']} failed{unchecked} (docs/compatibility.md). --all lists them with the reason.",
+                      highlight=False)
 
 
 def _load_workspace_code(workspace: Path | None) -> None:

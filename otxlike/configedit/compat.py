@@ -31,7 +31,7 @@ class Listed:
     failures: dict
 
 
-def backbones_for(libraries: list[str], task: str | None = None, show_all: bool = False) -> tuple[list[Listed], int]:
+def backbones_for(libraries: list[str], task: str | None = None, show_all: bool = False) -> tuple[list[Listed], dict]:
     """The backbones of ``libraries`` (from the index) with their verified tasks.
 
     Args:
@@ -40,7 +40,8 @@ def backbones_for(libraries: list[str], task: str | None = None, show_all: bool 
         show_all: List every backbone, failures included.
 
     Returns:
-        ``(listed, total)``: the listed backbones and how many the libraries have in all.
+        ``(listed, counts)``: the listed backbones, and ``counts`` with ``total`` (backbones of
+        the libraries), ``failed`` and ``unchecked`` (for ``task``; 0 without one).
 
     Raises:
         OtxlikeError: If a library is unknown or not installed.
@@ -56,9 +57,13 @@ def backbones_for(libraries: list[str], task: str | None = None, show_all: bool 
         status = {t: task_status(spec.name, t, matrix) for t in TASKS}
         listed.append(Listed(spec, tuple(t for t in TASKS if status[t] == "pass"),
                              {t: r for t, r in status.items() if r not in (None, "pass")}))
+    counts = {"total": len(listed),
+              "failed": sum(task in item.failures for item in listed),
+              "unchecked": sum(task is not None and task not in item.tasks and task not in item.failures
+                               for item in listed)}
     if task is None or show_all:
-        return listed, len(listed)
-    return [item for item in listed if task in item.tasks], len(listed)
+        return listed, counts
+    return [item for item in listed if task in item.tasks], counts
 
 
 def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict | None = None):

@@ -19,6 +19,8 @@ model = dict(
     # otxlike's GlobalAveragePooling is mmpretrain's, also taking the list of maps that some
     # mmdet/mmseg backbones (Swin, PVT, ...) return.
     neck=dict(type='otxlike.GlobalAveragePooling'),
+    # `otxlike build --head TYPE` swaps the head (head.yaml); docs/custom.md shows a
+    # cosine-similarity head of your own (docs/examples/cosine_head.py).
     head=dict(
         type='LinearClsHead',
         num_classes=10,
