@@ -144,21 +144,34 @@ def test_fpn_start_level_follows_a_backbone_without_stride_4(tmp_path, canvases)
 
 
 def test_missing_used_stride_is_refused(tmp_path, canvases):
-    ws = _workspace("instance-segmentation", tmp_path, canvases)  # RoI heads use stride 4
+    ws = _workspace("instance-segmentation", tmp_path, canvases)
     before = snapshot(ws.root)
-    with pytest.raises(OtxlikeError, match="no output at stride 4"):
-        swap_backbone(ws, "mmdet.CSPDarknet")
+    with pytest.raises(OtxlikeError, match="no output at stride 4, 8, 16"):
+        swap_backbone(ws, "mmdet.EfficientNet")  # default out_indices (6, ): one map at stride 32
     assert snapshot(ws.root) == before
 
 
+def test_mask_rcnn_strides_move_with_a_backbone_starting_at_stride_8(tmp_path, canvases):
+    # The FPN reads strides 8/16/32 and adds 64 and 128: its five outputs are at twice the old
+    # strides, so the anchor and RoI strides are doubled to stay true.
+    ws = _workspace("instance-segmentation", tmp_path, canvases)
+    result = swap_backbone(ws, "mmdet.CSPDarknet")
+    cfg = Config.fromfile(str(ws.model_py))
+    assert result.shapes.strides == (8, 16, 32)
+    assert cfg.model.rpn_head.anchor_generator.strides == [8, 16, 32, 64, 128]
+    assert cfg.model.roi_head.bbox_roi_extractor.featmap_strides == [8, 16, 32, 64]
+    assert cfg.model.roi_head.mask_roi_extractor.featmap_strides == [8, 16, 32, 64]
+
+
 def test_segmentation_fpn_reads_a_backbone_starting_at_stride_8(tmp_path, canvases):
-    # mmseg's FPNHead needs only the 1:2:4:8 ratios of its inputs; the FPN's 4th output (stride
-    # 64) is its extra level. The swap's whole-model run proves the shapes line up.
+    # The FPN's 4th output (stride 64) is its extra level; FPNHead's feature_strides follow. The
+    # swap's whole-model run proves the shapes line up.
     ws = _workspace("segmentation", tmp_path, canvases)
     result = swap_backbone(ws, "mmdet.CSPDarknet")
     cfg = Config.fromfile(str(ws.model_py))
     assert result.shapes.strides == (8, 16, 32)
     assert cfg.model.neck.in_channels == list(result.shapes.channels) and cfg.model.neck.num_outs == 4
+    assert cfg.model.decode_head.feature_strides == [8, 16, 32, 64]
 
 
 def test_detection_fpn_makes_the_largest_stride_itself(tmp_path, canvases):

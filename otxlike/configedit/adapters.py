@@ -122,7 +122,8 @@ class StagePlan:
 
     Attributes:
         keep: Positions of the backbone's outputs to keep, or None to keep them all.
-        edits: Extra consumer edits, e.g. ``{'neck': {'start_level': 0}}``.
+        edits: Extra edits by dotted path under ``model``, e.g. ``{'neck': {'start_level': 0}}``
+            or ``{'rpn_head.anchor_generator': {'strides': [8, 16, 32, 64, 128]}}``.
     """
 
     keep: tuple[int, ...] | None = None
@@ -136,8 +137,8 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     the strides of the old backbone (anchor strides, RoI ``featmap_strides``, ``feature_strides``).
     The new backbone must give every stride the consumer uses (for an FPN with ``start_level``
     s: the old strides from index s on), except the largest ones an FPN makes itself
-    (:func:`_fpn_fills`), or a segmentation FPN reading higher strides in the same ratios
-    (:func:`_decode_shift`); outputs at other strides are dropped, and an FPN whose unused
+    (:func:`_fpn_fills`), or when an FPN reads higher strides and the model's strides move
+    along (:func:`_shift`); outputs at other strides are dropped, and an FPN whose unused
     leading stride is missing gets a smaller ``start_level``. Single-input consumers
     (classification heads) take the last map and need no matching.
 
@@ -158,9 +159,9 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     lacking = [s for s in used if s not in new_strides]
     if lacking and _fpn_fills(model[key], used, lacking):
         lacking = []
-    shifted = _decode_shift(model, key, used, new_strides) if lacking else None
+    shifted = _shift(model, key, used, new_strides) if lacking else None
     if shifted is not None:
-        return StagePlan(None if shifted == tuple(range(len(new_strides))) else shifted)
+        return shifted
     if lacking:
         raise OtxlikeError(
             f"the new backbone has no output at stride {', '.join(map(str, lacking))}, which model.{key} uses "
@@ -191,21 +192,39 @@ def _fpn_fills(neck: dict, used: tuple[int, ...], lacking: list[int]) -> bool:
     return present >= 2 and tuple(lacking) == tuple(used[present:]) and doubling
 
 
-def _decode_shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Outputs to keep when a segmentation FPN may read a backbone whose strides start higher.
+#: Keys holding the strides of the FPN's outputs further down the model: anchor generators
+#: (mmdet ``AnchorGenerator.strides``), RoI extractors (``featmap_strides``), mmseg's ``FPNHead``
+#: (``feature_strides``).
+STRIDE_KEYS = ("strides", "featmap_strides", "feature_strides")
 
-    In an mmseg segmentor (``decode_head``, no anchors or RoI strides) the FPN's outputs only need
-    the *ratios* the decode head was built for: ``FPNHead`` upsamples each level by
-    ``feature_strides[i] / feature_strides[0]`` and the logits are resized to the image anyway
-    (``mmseg/models/decode_heads/fpn_head.py``). So a backbone lacking the smallest stride fits
-    when the strides it has above it double from level to level (at least two; the FPN's extra
-    levels make up the rest, see :func:`_fpn_fills`).
+
+def _stride_lists(node, path: tuple[str, ...] = ()):
+    """``(path, key, list)`` of every stride list under ``node`` (a model dict)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in STRIDE_KEYS and isinstance(v, (list, tuple)) and v and all(isinstance(i, int) for i in v):
+                yield path, k, list(v)
+            else:
+                yield from _stride_lists(v, path + (k,))
+
+
+def _shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int, ...]) -> StagePlan | None:
+    """Let an FPN read a backbone whose strides start higher, moving the model's strides along.
+
+    An FPN (``start_level`` 0) whose first stride is missing can read the backbone's strides
+    above it when they double from level to level (at least two; the FPN's extra levels make up
+    the rest, see :func:`_fpn_fills`). Its outputs then sit at ``f`` times the old strides,
+    ``f = new_first / old_first``, and every stride list of the model further down (anchor
+    strides, RoI ``featmap_strides``, mmseg ``feature_strides``) is multiplied by ``f``, so they
+    stay true. (mmdet's RoI extractors and anchor generators take any strides:
+    ``mmdet/models/roi_heads/roi_extractors/single_level_roi_extractor.py``,
+    ``mmdet/models/task_modules/prior_generators/anchor_generator.py``.)
 
     Returns:
-        Positions of the outputs to keep, or None when the rule does not apply.
+        The plan (outputs to keep and the stride edits), or None when the rule does not apply.
     """
     neck = model.get(key, {})
-    if key != "neck" or "decode_head" not in model or neck.get("type") not in ("FPN", "mmseg.FPN"):
+    if key != "neck" or neck.get("type") not in ("FPN", "mmdet.FPN", "mmseg.FPN"):
         return None
     if "num_outs" not in neck or int(neck.get("start_level", 0)) != 0 or used[0] in new_strides:
         return None
@@ -213,7 +232,11 @@ def _decode_shift(model: dict, key: str, used: tuple[int, ...], new_strides: tup
     strides = [new_strides[i] for i in run]
     if len(run) < 2 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
         return None
-    return tuple(run)
+    factor = strides[0] // used[0]
+    edits: dict[str, dict] = {}
+    for path, name, values in _stride_lists({k: v for k, v in model.items() if k not in ("backbone", key)}):
+        edits.setdefault(".".join(path), {})[name] = [v * factor for v in values]
+    return StagePlan(None if tuple(run) == tuple(range(len(new_strides))) else tuple(run), edits)
 
 
 def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:

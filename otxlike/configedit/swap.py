@@ -280,7 +280,7 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     source.replace(("model", "backbone"), backbone_cfg)
     for consumer, args in edits.items():
         for key, value in args.items():
-            source.set_key(("model", consumer), key, value)
+            source.set_key(("model", *consumer.split(".")), key, value)
     if hasattr(lib, "modules"):  # user code: model.py must import it (mmengine's custom_imports)
         add_custom_imports(source, lib.modules(spec))
     text = source.result()
