@@ -22,13 +22,13 @@ def format_value(value: Any, indent: int = 1) -> str:
     Dicts with identifier keys become ``dict(...)`` calls with one key per line; tuples keep the
     ``(3, )`` spelling for one element; everything else uses ``repr``.
     """
-    pad, inner = INDENT * (indent - 1), INDENT * indent
+    inner = INDENT * indent
     if isinstance(value, dict):
         if not value:
             return "dict()"
         if all(isinstance(k, str) and k.isidentifier() for k in value):
             items = [f"{inner}{k}={format_value(v, indent + 1)}" for k, v in value.items()]
-            return "dict(\n" + ",\n".join(items) + f")"
+            return "dict(\n" + ",\n".join(items) + ")"
         items = [f"{inner}{k!r}: {format_value(v, indent + 1)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "}"
     if isinstance(value, tuple):
