@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,11 +206,6 @@ def load_workspace_modules(root: Path, manifest: dict) -> list[str]:
                                f"fix {path} (run 'python {path.name}' in the workspace to see the traceback)") from exc
         names.append(name)
     return names
-
-
-def stride_of(probe: int, width: int) -> int:
-    """The stride (pixels, nearest power of two) of a map ``width`` wide from a ``probe``-wide input."""
-    return 2 ** max(0, round(math.log2(probe / max(1, width))))
 
 
 def check_contract(module: Any, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -10,7 +10,8 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from otxlike.custom import check_contract, lookup, stride_of
+from otxlike.backbones.shapes import stride_of
+from otxlike.custom import check_contract, lookup
 from otxlike.errors import OtxlikeError
 from otxlike.registry import MODELS
 

@@ -130,6 +130,13 @@ class TorchvisionProvider:
         return {**cfg, "return_nodes": [cfg["return_nodes"][i] for i in keep]}
 
 
+def _keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
+    """``cfg`` of an otxlike wrapper whose ``out_indices`` (None: every output) index the wrapped
+    network's outputs, narrowed to the outputs at positions ``keep`` of what it returns now."""
+    current = cfg.get("out_indices")
+    return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+
+
 class TimmProvider:
     """timm's models, used as backbones through ``features_only`` (``otxlike.TimmBackbone``).
 
@@ -165,8 +172,7 @@ class TimmProvider:
 
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
         """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``."""
-        current = cfg.get("out_indices")
-        return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+        return _keep_out_indices(cfg, keep)
 
 
 class CustomProvider:
@@ -206,8 +212,7 @@ class CustomProvider:
 
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
         """``cfg`` returning only the stages at positions ``keep`` (``out_indices``)."""
-        current = cfg.get("out_indices")
-        return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+        return _keep_out_indices(cfg, keep)
 
     def modules(self, spec: BackboneSpec) -> list[str]:
         """The module that ``custom_imports`` must import for ``spec``."""

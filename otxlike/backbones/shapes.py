@@ -21,6 +21,13 @@ class FeatureShapes:
     strides: tuple[int, ...]
 
 
+def stride_of(input_size: int, width: int) -> int:
+    """The stride in pixels of a map ``width`` wide from an ``input_size``-wide input, rounded to
+    the nearest power of two (unpadded convolutions and ceil-mode pooling give 128 -> 63 -> 31 -> 15
+    -> 7 in AlexNet and SqueezeNet)."""
+    return 2 ** max(0, round(math.log2(input_size / max(1, width))))
+
+
 def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> FeatureShapes:
     """Build ``backbone_cfg`` and run a (2, 3, input_size, input_size) zero batch through it.
 
@@ -68,6 +75,5 @@ def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> Fea
         raise OtxlikeError(f"backbone {name} does not return 4-D feature maps (N, C, H, W)")
     return FeatureShapes(
         channels=tuple(int(o.shape[1]) for o in outs),
-        # nearest power of two: unpadded convolutions give 128 -> 31 -> 15 -> 7 (AlexNet, SqueezeNet)
-        strides=tuple(2 ** max(0, round(math.log2(input_size / o.shape[-1]))) for o in outs),
+        strides=tuple(stride_of(input_size, int(o.shape[-1])) for o in outs),
     )

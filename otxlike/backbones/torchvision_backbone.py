@@ -8,13 +8,13 @@ mmdet/mmseg/mmpretrain can consume it like any other backbone.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 from mmengine.model import BaseModule
 from torch import nn
 
+from otxlike.backbones.shapes import stride_of
 from otxlike.errors import OtxlikeError
 from otxlike.registry import MODELS
 
@@ -79,8 +79,7 @@ def find_stage_nodes(model_name: str, **kwargs) -> list[str]:
         def hook(_module, _inputs, out):
             if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 0:
                 width = out.shape[2] if _channels_last(out) else out.shape[-1]
-                # nearest power of two: ceil-mode pooling gives 128 -> 63 -> 31 (squeezenet)
-                stride = 2 ** round(math.log2(PROBE_SIZE / width))
+                stride = stride_of(PROBE_SIZE, int(width))
                 if stride >= 4:
                     seen[stride] = name  # the last module to finish at a stride wins
 

@@ -85,15 +85,19 @@ def first_consumer(model: dict) -> tuple[str, str] | None:
     for key in CONSUMER_KEYS:
         cfg = model.get(key)
         if isinstance(cfg, dict):
-            kind = _kind(key, cfg)
+            kind = _rule(key, cfg)[0]
             if kind != PASSTHROUGH:
                 return key, kind
     return None
 
 
-def _rule(key: str, cfg: dict) -> tuple[str, Adapter] | None:
-    """The (kind, adapter) of a consumer; heads registered with ``otxlike.register_head`` read
-    the last map by their contract."""
+def _rule(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> tuple[str, Adapter]:
+    """The (kind, adapter) of the consumer at ``model.<key>``; heads registered with
+    ``otxlike.register_head`` read the last map by their contract.
+
+    Raises:
+        OtxlikeError: If otxlike has no rule for its type (``channels`` go into the hint).
+    """
     type_name = cfg.get("type")
     if type_name in KINDS:
         return KINDS[type_name]
@@ -102,18 +106,11 @@ def _rule(key: str, cfg: dict) -> tuple[str, Adapter] | None:
 
         if head_module(type_name.split(".", 1)[1]) is not None:
             return "last-stage", _last_stage
-    return None
-
-
-def _kind(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> str:
-    type_name = cfg.get("type")
-    if _rule(key, cfg) is None:
-        raise OtxlikeError(
-            f"cannot adapt model.{key} of type '{type_name}' to the new backbone: otxlike has no rule for it",
-            f"set its in_channels{' to ' + str(list(channels)) if channels else ''} by hand, or add the type to "
-            "otxlike/configedit/adapters.py",
-        )
-    return _rule(key, cfg)[0]
+    raise OtxlikeError(
+        f"cannot adapt model.{key} of type '{type_name}' to the new backbone: otxlike has no rule for it",
+        f"set its in_channels{' to ' + str(list(channels)) if channels else ''} by hand, or add the type to "
+        "otxlike/configedit/adapters.py",
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +172,16 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     return StagePlan(None if keep == tuple(range(len(new_strides))) else keep, edits)
 
 
+def _is_fpn(neck: dict) -> bool:
+    """An mmdet/mmseg ``FPN`` with ``num_outs``: it adds stride-2 extra levels up to that count."""
+    return neck.get("type") in ("FPN", "mmdet.FPN", "mmseg.FPN") and "num_outs" in neck
+
+
+def _doubling(strides) -> bool:
+    """Each stride twice the one before (the spacing an FPN's top-down path and extra levels have)."""
+    return all(b == 2 * a for a, b in zip(strides, strides[1:]))
+
+
 def _fpn_fills(neck: dict, used: tuple[int, ...], lacking: list[int]) -> bool:
     """True if an FPN neck makes the ``lacking`` strides itself from the ones present.
 
@@ -185,11 +192,8 @@ def _fpn_fills(neck: dict, used: tuple[int, ...], lacking: list[int]) -> bool:
     from level to level, the FPN's outputs keep the strides the heads were built for.
     At least two backbone levels must remain.
     """
-    if neck.get("type") not in ("FPN", "mmdet.FPN", "mmseg.FPN") or "num_outs" not in neck:
-        return False
     present = len(used) - len(lacking)
-    doubling = all(b == 2 * a for a, b in zip(used, used[1:]))
-    return present >= 2 and tuple(lacking) == tuple(used[present:]) and doubling
+    return _is_fpn(neck) and present >= 2 and tuple(lacking) == tuple(used[present:]) and _doubling(used)
 
 
 #: Keys holding the strides of the FPN's outputs further down the model: anchor generators
@@ -224,13 +228,11 @@ def _shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int,
         The plan (outputs to keep and the stride edits), or None when the rule does not apply.
     """
     neck = model.get(key, {})
-    if key != "neck" or neck.get("type") not in ("FPN", "mmdet.FPN", "mmseg.FPN"):
-        return None
-    if "num_outs" not in neck or int(neck.get("start_level", 0)) != 0 or used[0] in new_strides:
+    if key != "neck" or not _is_fpn(neck) or int(neck.get("start_level", 0)) != 0 or used[0] in new_strides:
         return None
     run = [i for i, s in enumerate(new_strides) if s > used[0]][: len(used)]
     strides = [new_strides[i] for i in run]
-    if len(run) < 2 or any(b != 2 * a for a, b in zip(strides, strides[1:])):
+    if len(run) < 2 or not _doubling(strides):
         return None
     factor = strides[0] // used[0]
     edits: dict[str, dict] = {}
@@ -257,8 +259,7 @@ def plan_channel_edits(model: dict, shapes: FeatureShapes) -> dict[str, dict]:
         cfg = model.get(key)
         if not isinstance(cfg, dict):
             continue
-        kind = _kind(key, cfg, shapes.channels)
-        adapter = _rule(key, cfg)[1]
+        kind, adapter = _rule(key, cfg, shapes.channels)
         if kind == PASSTHROUGH:
             continue  # it only pools: the next module reads the maps
         plan[key] = adapter(shapes)
