@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import atomic_write_text, dump_yaml
 from otxlike.workspace.workspace import Workspace
@@ -69,20 +67,6 @@ def _resolve(name: str, scope: str):
     return name, cls, None
 
 
-def _read_head_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OtxlikeError(f"cannot read {path} ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise OtxlikeError(f"{path} is not valid YAML", "fix the file and run again") from exc
-    head = data.get("head") if isinstance(data, dict) else None
-    if not isinstance(head, dict) or not isinstance(head.get("type"), str):
-        raise OtxlikeError(f"{path} must hold a mapping 'head:' with a 'type'",
-                           "regenerate it with 'otxlike build --head TYPE'")
-    return head
-
-
 def swap_head(ws: Workspace, target: str) -> HeadResult:
     """Put the head ``target`` (a type name or an edited ``head.yaml``) into the workspace.
 
@@ -98,7 +82,7 @@ def swap_head(ws: Workspace, target: str) -> HeadResult:
     from otxlike.backbones.introspect import class_args, plain
     from otxlike.backbones.spec import MISSING
     from otxlike.configedit.source import ConfigSource
-    from otxlike.configedit.swap import _validate, add_custom_imports, workspace_scope_and_size
+    from otxlike.configedit.swap import _validate, add_custom_imports, read_typed_entry, workspace_scope_and_size
 
     if ws.task != "classification":
         raise OtxlikeError(f"--head swaps a classification head; this workspace is for {ws.task}",
@@ -106,7 +90,7 @@ def swap_head(ws: Workspace, target: str) -> HeadResult:
     scope, input_size, model = workspace_scope_and_size(ws)  # also loads the workspace's custom modules
     current = model.get("head") or {}
     is_file = target.endswith((".yaml", ".yml"))
-    given = _read_head_yaml(Path(target)) if is_file else {"type": target}
+    given = read_typed_entry(Path(target), "head", "", "otxlike build --head TYPE") if is_file else {"type": target}
     name = given.pop("type")
     type_name, cls, module = _resolve(name, scope)
     args, accepts_kwargs = class_args(cls)

@@ -87,6 +87,34 @@ def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...
     return "\n".join(lines + body) + "\n"
 
 
+def read_typed_entry(path: Path, key: str, example: str, regenerate: str) -> dict:
+    """The mapping ``key:`` of a user-edited YAML file (``backbone.yaml``, ``head.yaml``), which
+    must hold a string ``type``.
+
+    Args:
+        path: The file.
+        key: Top-level key, e.g. ``backbone``.
+        example: Shown after "with a 'type'" in the error, e.g. ``' such as mmdet.ResNet'``.
+        regenerate: The command that writes the file afresh, for the hint.
+
+    Raises:
+        OtxlikeError: If the file is missing, not YAML (with the line), or lacks ``key.type``.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OtxlikeError(f"cannot read {path} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise OtxlikeError(f"{path} is not valid YAML{where}", "fix the file and run again") from exc
+    entry = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise OtxlikeError(f"{path} must hold a mapping '{key}:' with a 'type'{example}",
+                           f"regenerate it with '{regenerate}'")
+    return dict(entry)
+
+
 def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
     """Parse and check a user's ``backbone.yaml``.
 
@@ -96,21 +124,8 @@ def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
     """
     from otxlike.backbones.catalog import get_backbone
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OtxlikeError(f"cannot read {path} ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise OtxlikeError(f"{path} is not valid YAML{where}", "fix the file and run again") from exc
-    entry = data.get("backbone") if isinstance(data, dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-        raise OtxlikeError(
-            f"{path} must hold a mapping 'backbone:' with a 'type' such as mmdet.ResNet",
-            "regenerate it with 'otxlike build --backbone <library>.<Name>'",
-        )
-    values = dict(entry)
+    values = read_typed_entry(path, "backbone", " such as mmdet.ResNet",
+                              "otxlike build --backbone <library>.<Name>")
     spec = get_backbone(values.pop("type"))
     unknown = [k for k in values if spec.arg(k) is None]
     if unknown and not spec.accepts_kwargs:
@@ -199,15 +214,8 @@ def workspace_scope_and_size(ws: Workspace) -> tuple[str, int, dict]:
     Raises:
         OtxlikeError: If either file cannot be loaded by mmengine.
     """
-    from mmengine.config import Config
-
-    ws.load_custom_modules()  # model.py's custom_imports may name them
-    try:
-        model_cfg = Config.fromfile(str(ws.model_py))
-        data_cfg = Config.fromfile(str(ws.data_pipeline_py))
-    except Exception as exc:
-        raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "), "fix model.py / data_pipeline.py") from exc
-    return model_cfg.get("default_scope", "mmengine"), int(data_cfg.get("input_size", DEFAULT_INPUT_SIZE)), model_cfg.model.to_dict()
+    cfg = ws.config()
+    return cfg.get("default_scope", "mmengine"), int(cfg.get("input_size", DEFAULT_INPUT_SIZE)), cfg.model.to_dict()
 
 
 def add_custom_imports(source, modules: list[str]) -> None:

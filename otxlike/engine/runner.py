@@ -125,14 +125,7 @@ def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
     Raises:
         OtxlikeError: If model.py or data_pipeline.py cannot be loaded, or the data is bad.
     """
-    from mmengine.config import Config
-
-    ws.load_custom_modules()  # model.py's custom_imports may name them
-    try:
-        cfg = Config.fromfile(str(ws.model_py))
-        cfg.merge_from_dict(Config.fromfile(str(ws.data_pipeline_py)).to_dict())
-    except Exception as exc:
-        raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "), "fix model.py / data_pipeline.py") from exc
+    cfg = ws.config()
     fmt = get_format(ws.data().get("format", ""))
     classes = None
     for split in splits:

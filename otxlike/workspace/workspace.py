@@ -83,6 +83,26 @@ class Workspace:
 
         return load_workspace_modules(self.root, self.manifest)
 
+    def config(self):
+        """``model.py`` merged with ``data_pipeline.py``, as an mmengine ``Config``.
+
+        The workspace's custom modules are imported first: model.py's ``custom_imports`` may name
+        them.
+
+        Raises:
+            OtxlikeError: If a custom module or either file cannot be loaded.
+        """
+        from mmengine.config import Config
+
+        self.load_custom_modules()
+        try:
+            cfg = Config.fromfile(str(self.model_py))
+            cfg.merge_from_dict(Config.fromfile(str(self.data_pipeline_py)).to_dict())
+        except Exception as exc:
+            raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "),
+                               "fix model.py / data_pipeline.py") from exc
+        return cfg
+
     @property
     def task(self) -> str:
         return self.manifest["task"]
