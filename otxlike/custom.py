@@ -167,6 +167,19 @@ def workspace_module_files(root: Path, manifest: dict) -> list[Path]:
     return files
 
 
+def _forget(module: str) -> None:
+    """Drop the backbones and heads that ``module`` registered (it is being replaced)."""
+    for key in [k for k, r in _REGISTRY.items() if r.module == module]:
+        del _REGISTRY[key]
+    heads = [k for k, m in _HEADS.items() if m == module]
+    if heads:
+        from otxlike.registry import MODELS
+
+        for key in heads:
+            del _HEADS[key]
+            MODELS.module_dict.pop(key, None)
+
+
 def load_workspace_modules(root: Path, manifest: dict) -> list[str]:
     """Make the workspace's custom modules importable and import them.
 
@@ -194,8 +207,7 @@ def load_workspace_modules(root: Path, manifest: dict) -> list[str]:
         old = sys.modules.get(name)
         if old is not None and Path(getattr(old, "__file__", "") or "").resolve() != path.resolve():
             del sys.modules[name]
-            for key in [k for k, r in _REGISTRY.items() if r.module == name]:
-                del _REGISTRY[key]
+            _forget(name)
         try:
             importlib.import_module(name)
         except OtxlikeError:

@@ -168,6 +168,22 @@ def test_backbone_breaking_the_contract_is_refused_and_nothing_changes(workspace
     assert snapshot(ws.root) == before
 
 
+def test_same_file_in_another_workspace_replaces_its_registrations(tmp_path, digits):
+    # two workspaces with their own copy of the files, used one after the other in one process
+    for name in ("first", "second"):
+        ws = Workspace.load(create_workspace("classification", tmp_path / name, train_root=digits.train_root,
+                                             val_root=digits.val_root).root)
+        _with_file(ws, "custom_backbones.py")
+        ws = _with_file(ws, "cosine_head.py")
+        (ws.root / "workspace.yaml").write_text((ws.root / "workspace.yaml").read_text() +
+                                                "custom_modules: [custom_backbones.py, cosine_head.py]\n")
+        Workspace.load(ws.root).load_custom_modules()
+        from otxlike.custom import head_module, lookup
+
+        assert lookup("squeezenet1_1").where.startswith(str(ws.root))
+        assert head_module("CosineClsHead") == "cosine_head"
+
+
 def test_head_swap_outside_classification_is_refused(tmp_path, canvases):
     ws = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
                                          val_root=canvases.val_root).root)
