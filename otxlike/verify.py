@@ -142,23 +142,3 @@ def task_status(backbone: str, task: str, matrix: dict | None = None) -> str | N
     if entry is None:
         return None
     return "pass" if entry["ok"] else entry["reason"]
-
-
-def verified_tasks(backbone: str, matrix: dict | None = None) -> list[str]:
-    """The tasks ``backbone`` passed, in :data:`otxlike.TASKS` order."""
-    from otxlike import TASKS
-
-    return [t for t in TASKS if task_status(backbone, t, matrix) == "pass"]
-
-
-def installed_versions() -> dict[str, str | None]:
-    """Versions of :data:`MATRIX_STACK` as installed now (None where missing)."""
-    from importlib import metadata
-
-    out = {}
-    for dist in MATRIX_STACK:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out

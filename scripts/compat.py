@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from otxlike import TASKS  # noqa: E402
-from otxlike.verify import MATRIX_FORMAT, MATRIX_PATH, installed_versions  # noqa: E402
+from otxlike.doctor import versions  # noqa: E402
+from otxlike.verify import MATRIX_FORMAT, MATRIX_PATH, MATRIX_STACK  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "compat.jsonl"
 DOC = REPO / "docs" / "compatibility.md"
@@ -171,7 +172,7 @@ def build_matrix(results: list[dict]) -> dict:
             entry["strides"] = r["strides"]
         else:
             entry["tasks"][r["task"]] = {"ok": r["ok"], "reason": r["reason"], "seconds": r["seconds"]}
-    return {"format": MATRIX_FORMAT, "versions": installed_versions(),
+    return {"format": MATRIX_FORMAT, "versions": versions(MATRIX_STACK),
             "backbones": dict(sorted(backbones.items()))}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import metadata
 from pathlib import Path
 
 from otxlike.backbones.introspect import plain
@@ -45,14 +44,13 @@ def cache_dir() -> Path:
 
 
 def index_path(library: str, package: str, kind: str = "backbones") -> Path:
-    """The ``kind`` file (``backbones``, ``probes-...``) of ``library`` for the versions installed now."""
-    versions = []
-    for dist in (*STACK, package):
-        try:
-            versions.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{dist}==none")
-    key = hashlib.sha256(f"{FORMAT}|{'|'.join(versions)}".encode()).hexdigest()[:16]
+    """The ``kind`` file (e.g. ``backbones``) of ``library`` for the versions installed now."""
+    from otxlike.doctor import versions
+
+    dists = (*STACK, package)
+    installed = versions(dists)
+    pins = "|".join(f"{d}=={installed[d] or 'none'}" for d in dists)
+    key = hashlib.sha256(f"{FORMAT}|{pins}".encode()).hexdigest()[:16]
     return cache_dir() / f"{kind}-{library}-{key}.json"
 
 
