@@ -8,6 +8,13 @@ exits with code 2; it never shows a traceback for these unless ``--debug`` is gi
 from __future__ import annotations
 
 
+def one_line(text, limit: int = 400) -> str:
+    """``str(text)`` with every run of whitespace (newlines included) made one space, cut to
+    ``limit`` characters with a trailing ``...``."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class OtxlikeError(Exception):
     """A user-facing error: what was wrong, and what to do about it.
 

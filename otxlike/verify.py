@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from otxlike.errors import OtxlikeError
+from otxlike.errors import OtxlikeError, one_line
 
 MATRIX_PATH = Path(__file__).with_name("compat.json")
 MATRIX_FORMAT = 1
@@ -79,8 +79,7 @@ def sample_data(task: str, root: Path) -> tuple[Path, Path]:
 
 def _one_line(exc: BaseException, limit: int = 240) -> str:
     text = str(exc) if isinstance(exc, OtxlikeError) else f"{type(exc).__name__}: {exc}"
-    text = re.sub(r" at 0x[0-9a-f]+", "", " ".join(text.split()))  # object addresses differ per run
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(re.sub(r" at 0x[0-9a-f]+", "", one_line(text, len(text))), limit)  # addresses differ per run
 
 
 def verify(backbone: str, task: str, root: Path) -> Verdict:

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from otxlike import TASKS, __version__
-from otxlike.errors import OtxlikeError
+from otxlike.errors import OtxlikeError, one_line
 
 # Plain click help (rich_markup_mode=None) keeps `otxlike --help` from importing rich; rich is
 # imported by the commands that print.
@@ -44,11 +44,6 @@ def _out():
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 @contextmanager
 def _errors():
     """Map errors to one line and an exit code (2 for user errors); --debug re-raises."""
@@ -62,14 +57,14 @@ def _errors():
     except OtxlikeError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, markup=True)
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)",
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)",
                   highlight=False)
         raise typer.Exit(1) from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from otxlike.backbones.spec import BackboneSpec
-from otxlike.errors import OtxlikeError
+from otxlike.errors import OtxlikeError, one_line
 
 
 DETAIL_INPUT_SIZE = 128  # pixels: probe size of find's detail view; stride 32 still gives 4x4 maps
@@ -84,7 +84,7 @@ def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict 
         scope = spec.library if spec.library.startswith("mm") else "mmengine"
         return infer_feature_shapes(cfg, scope, input_size), None
     except OtxlikeError as exc:
-        return None, " ".join(str(exc).split())[:200]
+        return None, one_line(exc, 200)
 
 
 def describe_backbone(name: str, input_size: int = DETAIL_INPUT_SIZE):
