@@ -1,5 +1,5 @@
 """``python -m otxlike`` runs the command-line interface."""
 
-from otxlike.cli.main import main
+from otxlike.cli.app import main
 
 main()

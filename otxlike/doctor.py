@@ -1,24 +1,21 @@
-"""Stack versions and a check that mmcv's compiled ops load (``otxlike doctor``)."""
+"""``otxlike doctor``: the stack's versions and a check that mmcv's compiled ops load."""
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from otxlike.errors import OtxlikeError
-
-STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv", "mmdet", "mmsegmentation", "mmpretrain", "timm",
-         "numpy", "typer", "rich", "pyyaml")
+from otxlike.stack import CORE, TOOLS, unique, versions
 
 
-def versions(names: tuple[str, ...] = STACK) -> dict[str, str | None]:
-    """Installed version of each distribution (None if missing), read without importing it."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+def doctor_stack() -> tuple[str, ...]:
+    """The distributions ``doctor`` reports: otxlike, the core, every backbone library, the tools."""
+    from otxlike.catalog.providers import PROVIDERS
+
+    return unique(("otxlike", *CORE, *(p.package for p in PROVIDERS.values()), *TOOLS))
+
+
+def stack_versions() -> dict[str, str | None]:
+    """Installed version of each distribution of :func:`doctor_stack` (None if missing)."""
+    return versions(doctor_stack())
 
 
 def check_mmcv_ops() -> str:

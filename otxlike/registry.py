@@ -13,6 +13,6 @@ MODELS = Registry(
     "model",
     parent=MMENGINE_MODELS,
     scope="otxlike",
-    locations=["otxlike.backbones.torchvision_backbone", "otxlike.backbones.timm_backbone",
-               "otxlike.backbones.custom_backbone", "otxlike.necks"],
+    locations=["otxlike.models.torchvision_backbone", "otxlike.models.timm_backbone",
+               "otxlike.models.custom_backbone", "otxlike.models.necks"],
 )

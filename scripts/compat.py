@@ -1,9 +1,9 @@
 """``make compat``: check every backbone of every library on every task, end to end.
 
-For each (backbone, task) pair this runs :func:`otxlike.verify.verify` (swap into a fresh
+For each (backbone, task) pair this runs :func:`otxlike.compat.verify.verify` (swap into a fresh
 workspace, train one epoch on tiny digits data, evaluate) in worker processes, appending each
 verdict to a JSON-lines results file as it comes, so an interrupted run resumes where it stopped.
-At the end it writes the shipped matrix ``otxlike/compat.json`` and ``docs/compatibility.md``.
+At the end it writes the shipped matrix ``otxlike/compat/compat.json`` and ``docs/compatibility.md``.
 
     python scripts/compat.py                      # everything (hours on 2 cores)
     python scripts/compat.py --library mmdet --task detection --jobs 2
@@ -28,13 +28,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from otxlike import TASKS  # noqa: E402
-from otxlike.doctor import versions  # noqa: E402
-from otxlike.verify import MATRIX_FORMAT, MATRIX_PATH, MATRIX_STACK  # noqa: E402
+from otxlike.compat.matrix import MATRIX_FORMAT, MATRIX_PATH, matrix_stack  # noqa: E402
+from otxlike.models.features import PROBE_SIZE  # noqa: E402
+from otxlike.stack import versions  # noqa: E402
+from otxlike.tasks import TASK_SPECS, TASKS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "compat.jsonl"
 DOC = REPO / "docs" / "compatibility.md"
-SHORT = {"classification": "cls", "detection": "det", "instance-segmentation": "inst-seg", "segmentation": "seg"}
+SHORT = {name: spec.short for name, spec in TASK_SPECS.items()}
 
 
 def _worker_init(threads: int) -> None:
@@ -48,13 +49,14 @@ def _worker_init(threads: int) -> None:
 
 def _job(kind: str, name: str, task: str | None, root: str) -> dict:
     if kind == "probe":
-        from otxlike.backbones.catalog import get_backbone
-        from otxlike.configedit.compat import DETAIL_INPUT_SIZE, default_shapes
+        from otxlike.catalog.lookup import get_backbone
+        from otxlike.catalog.values import default_shapes
+        from otxlike.models.features import PROBE_SIZE
 
-        shapes, reason = default_shapes(get_backbone(name), DETAIL_INPUT_SIZE)
+        shapes, reason = default_shapes(get_backbone(name), PROBE_SIZE)
         return {"kind": "probe", "backbone": name, "strides": list(shapes.strides) if shapes else None,
                 "reason": reason}
-    from otxlike.verify import verify
+    from otxlike.compat.verify import verify
 
     v = verify(name, task, Path(root))
     return {"kind": "check", "backbone": name, "task": task, "ok": v.ok, "reason": v.reason,
@@ -125,14 +127,14 @@ def _read_results() -> list[dict]:
 
 
 def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names: list[str] | None) -> None:
-    from otxlike.backbones.catalog import provider
-    from otxlike.backbones.index import indexed_backbones
+    from otxlike.catalog.index import indexed_backbones
+    from otxlike.catalog.lookup import provider
 
     done = {(r["kind"], r["backbone"], r.get("task")) for r in _read_results()}
     backbones = [s.name for lib in libraries for s in indexed_backbones(provider(lib))[0]]
     if names:
         backbones = [b for b in backbones if b in names]
-    from otxlike.verify import sample_data
+    from otxlike.compat.verify import sample_data
 
     root = Path(tempfile.mkdtemp(prefix="otxlike-compat-"))
     for task in tasks:  # made once here: workers running at the same time would race to make it
@@ -172,7 +174,7 @@ def build_matrix(results: list[dict]) -> dict:
             entry["strides"] = r["strides"]
         else:
             entry["tasks"][r["task"]] = {"ok": r["ok"], "reason": r["reason"], "seconds": r["seconds"]}
-    return {"format": MATRIX_FORMAT, "versions": versions(MATRIX_STACK),
+    return {"format": MATRIX_FORMAT, "versions": versions(matrix_stack()),
             "backbones": dict(sorted(backbones.items()))}
 
 
@@ -197,7 +199,7 @@ def render(matrix: dict, totals: dict[str, int]) -> str:
              "## Summary", "",
              "Passed / checked per library and task. *In library*: the backbones `find` lists; *Checked*: those in "
              "this matrix (pairs not checked are not listed by `find --task`). *Multi-scale* backbones give at least "
-             "three distinct output strides with their default arguments at 128x128.", "",
+             f"three distinct output strides with their default arguments at {PROBE_SIZE}x{PROBE_SIZE}.", "",
              "| Library | In library | Checked | Multi-scale | " + " | ".join(TASKS) + " | " +
              " | ".join(f"{SHORT[t]} (multi-scale)" for t in TASKS) + " |",
              "|---" * (4 + 2 * len(TASKS)) + "|"]
@@ -246,7 +248,7 @@ def _kind(reason: str) -> str:
 
 
 def main() -> None:
-    from otxlike.backbones.catalog import PROVIDERS
+    from otxlike.catalog.providers import PROVIDERS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", action="append", choices=list(PROVIDERS), help="default: all")
@@ -258,8 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.render_only:
         run(args.library or list(PROVIDERS), args.task or list(TASKS), args.jobs, args.timeout, args.backbone)
-    from otxlike.backbones.catalog import provider
-    from otxlike.backbones.index import indexed_backbones
+    from otxlike.catalog.index import indexed_backbones
+    from otxlike.catalog.lookup import provider
 
     matrix = build_matrix(_read_results())
     libraries = sorted({n.split(".", 1)[0] for n in matrix["backbones"]})

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from otxlike.configedit.data import create_workspace
 from otxlike.data.digits import write_digits_classification
-from otxlike.workspace.workspace import Workspace, create_workspace
+from otxlike.workspace.workspace import Workspace
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,7 +34,7 @@ def workspace(tmp_path, digits) -> Workspace:
 @pytest.fixture
 def cli():
     """Invoke the CLI in-process with a fixed terminal width; returns click's Result."""
-    from otxlike.cli.main import app
+    from otxlike.cli.app import app
 
     runner = CliRunner()
 

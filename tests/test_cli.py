@@ -18,7 +18,7 @@ def _one_error_line(result, code=2):
 
 
 def test_help_imports_no_heavy_module():
-    code = ("import sys; from typer.testing import CliRunner; from otxlike.cli.main import app;"
+    code = ("import sys; from typer.testing import CliRunner; from otxlike.cli.app import app;"
             "r = CliRunner().invoke(app, ['--help']);"
             "print(r.exit_code, [m for m in ('torch', 'mmengine', 'rich') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -48,10 +48,14 @@ def test_find_mmdet_table(cli):
         assert col in header
     row = next(line for line in result.output.splitlines() if "mmdet.ResNet " in line)
     assert "depth" in row and "18, 34, 50, 101, 152" in row
-    # a row per required arg: TridentResNet has four
+    # a row per required arg: TridentResNet (mmdet/models/backbones/trident_resnet.py) takes
+    # num_branch, test_branch_idx, trident_dilations and, through **kwargs, ResNet's depth
     lines = result.output.splitlines()
     i = next(n for n, line in enumerate(lines) if "mmdet.TridentResNet" in line)
-    assert [a in "".join(lines[i:i + 4]) for a in ("num_branch", "test_branch_idx", "trident_dilations")] == [True] * 3
+    rows = lines[i:next(n for n in range(i + 1, len(lines)) if lines[n].startswith("├"))]
+    assert [row.split("│")[3].strip() for row in rows] == ["depth", "num_branch", "test_branch_idx",
+                                                           "trident_dilations"]
+    assert "18, 34, 50, 101, 152" in rows[0]
 
 
 def test_find_several_libraries_and_templates(cli):

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from otxlike.verify import load_matrix, task_status, verify
+from otxlike.compat.matrix import load_matrix, task_status
+from otxlike.compat.verify import verify
 
 #: A sample of the matrix re-checked in every test run: passes and failures, four libraries/tasks.
 SAMPLE = [
@@ -27,7 +28,7 @@ def _shipped(task):
 
 
 def test_shipped_matrix_covers_every_task_of_the_first_libraries():
-    from otxlike import TASKS
+    from otxlike.tasks import TASKS
 
     for task in TASKS:
         passed, failed = _shipped(task)
@@ -36,10 +37,11 @@ def test_shipped_matrix_covers_every_task_of_the_first_libraries():
         assert all(task_status(n, task) for n in failed)  # every failure has a reason
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone,task", SAMPLE)
 def test_sampled_pair_agrees_with_the_shipped_matrix(backbone, task, tmp_path):
     shipped = task_status(backbone, task)
-    assert shipped is not None, f"{backbone} x {task} is missing from otxlike/compat.json"
+    assert shipped is not None, f"{backbone} x {task} is missing from otxlike/compat/compat.json"
     verdict = verify(backbone, task, tmp_path)
     assert verdict.ok == (shipped == "pass"), verdict.reason
     if not verdict.ok:
@@ -65,7 +67,7 @@ def test_find_task_lists_only_what_passed_and_all_shows_the_reasons(cli):
 
 def test_warm_find_task_imports_no_library(cli):
     assert cli("find", "--backbone", "mmdet", "--task", "detection").exit_code == 0  # fills the index
-    code = ("import sys; from typer.testing import CliRunner; from otxlike.cli.main import app;"
+    code = ("import sys; from typer.testing import CliRunner; from otxlike.cli.app import app;"
             "r = CliRunner().invoke(app, ['find', '--backbone', 'mmdet', '--task', 'detection']);"
             "print(r.exit_code, 'mmdet.ResNet ' in r.output,"
             " [m for m in ('torch', 'mmdet', 'mmengine') if m in sys.modules])")

@@ -9,11 +9,13 @@ import torch
 import torchvision
 
 import otxlike
+from otxlike.configedit.backbone import swap_backbone
+from otxlike.configedit.data import create_workspace
 from otxlike.configedit.head import swap_head
-from otxlike.configedit.swap import swap_backbone
-from otxlike.engine.runner import evaluate, train
+from otxlike.engine.evaluate import evaluate
+from otxlike.engine.train import train
 from otxlike.errors import OtxlikeError
-from otxlike.workspace.workspace import Workspace, create_workspace
+from otxlike.workspace.workspace import Workspace
 from tests.conftest import snapshot
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
@@ -39,7 +41,7 @@ def test_sequential_backbone_cuts_squeezenet_at_each_resolution_drop():
     assert [o.shape[0] for o in outs] == [2] * 4
 
 
-def test_workspace_backbone_under_two_names_is_found_swapped_trained_and_evaluated(workspace, cli):
+def _swap_squeezenet(workspace, cli) -> Workspace:
     ws = _with_file(workspace, "custom_backbones.py")
     listed = cli("find", "--backbone", "custom", "--workspace", ws.root)
     assert listed.exit_code == 0, listed.output
@@ -49,6 +51,16 @@ def test_workspace_backbone_under_two_names_is_found_swapped_trained_and_evaluat
     text = ws.model_py.read_text()
     assert "type='otxlike.CustomBackbone'" in text and "imports=['custom_backbones']" in text
     assert "in_channels=512" in text
+    return ws
+
+
+def test_workspace_backbone_under_two_names_is_found_and_swapped(workspace, cli):
+    _swap_squeezenet(workspace, cli)
+
+
+@pytest.mark.slow
+def test_workspace_backbone_trains_and_evaluates(workspace, cli):
+    ws = _swap_squeezenet(workspace, cli)
     run = train(ws, epochs=1)
     assert run.checkpoint is not None and "accuracy/top1" in run.metrics
     assert "accuracy/top1" in evaluate(ws).metrics
@@ -95,7 +107,7 @@ def plugin(tmp_path, monkeypatch):
     return "custom.plugin_squeezenet"
 
 
-def test_entry_point_backbone_is_listed_and_trains(plugin, workspace, cli):
+def _swap_plugin(plugin, workspace, cli) -> None:
     listed = cli("find", "--backbone", "custom", "--json")
     assert listed.exit_code == 0, listed.output
     import json
@@ -104,6 +116,15 @@ def test_entry_point_backbone_is_listed_and_trains(plugin, workspace, cli):
     assert [a["name"] for a in backbone["args"]] == ["pretrained", "width"]
     swap_backbone(workspace, plugin)
     assert "imports=['otxlike_squeeze_plugin']" in workspace.model_py.read_text()
+
+
+def test_entry_point_backbone_is_listed_and_swapped(plugin, workspace, cli):
+    _swap_plugin(plugin, workspace, cli)
+
+
+@pytest.mark.slow
+def test_entry_point_backbone_trains(plugin, workspace, cli):
+    _swap_plugin(plugin, workspace, cli)
     assert train(workspace, epochs=1).checkpoint is not None
     assert "accuracy/top1" in evaluate(workspace).metrics
 
@@ -178,7 +199,7 @@ def test_same_file_in_another_workspace_replaces_its_registrations(tmp_path, dig
         (ws.root / "workspace.yaml").write_text((ws.root / "workspace.yaml").read_text() +
                                                 "custom_modules: [custom_backbones.py, cosine_head.py]\n")
         Workspace.load(ws.root).load_custom_modules()
-        from otxlike.custom import head_module, lookup
+        from otxlike.models.custom import head_module, lookup
 
         assert lookup("squeezenet1_1").where.startswith(str(ws.root))
         assert head_module("CosineClsHead") == "cosine_head"

@@ -5,8 +5,10 @@ import shutil
 
 import pytest
 
-from otxlike.configedit.swap import swap_backbone
-from otxlike.engine.runner import evaluate, train
+from otxlike.configedit.backbone import swap_backbone
+from otxlike.configedit.data import set_data_roots
+from otxlike.engine.evaluate import evaluate
+from otxlike.engine.train import train
 from otxlike.errors import OtxlikeError
 
 
@@ -14,7 +16,7 @@ def test_class_mismatch_is_caught_before_training(workspace, tmp_path, digits):
     val = tmp_path / "val"
     for c in "012345678":  # one class short
         shutil.copytree(digits.val_root / c, val / c)
-    workspace.set_data_roots({"val": val})
+    set_data_roots(workspace, {"val": val})
     with pytest.raises(OtxlikeError, match="differ from train classes"):
         train(workspace)
     assert not any(workspace.outputs.iterdir())
@@ -57,8 +59,9 @@ def test_swap_train_eval_torchvision(workspace):
 @pytest.mark.slow
 def test_demo_scale_mmdet_regnet_learns(tmp_path):
     """The demo's swap on the full digits split: RegNet from mmdet reaches >= 90 % top-1 in 3 epochs."""
+    from otxlike.configedit.data import create_workspace
     from otxlike.data.digits import write_digits_classification
-    from otxlike.workspace.workspace import Workspace, create_workspace
+    from otxlike.workspace.workspace import Workspace
 
     ds = write_digits_classification(tmp_path / "digits")
     ws = Workspace.load(create_workspace("classification", tmp_path / "ws", train_root=ds.train_root,
@@ -88,7 +91,7 @@ def test_missing_checkpoint_file(workspace, tmp_path):
 
 
 def test_empty_coco_results_mean_zero_ap():
-    from otxlike.engine.runner import complete_metrics
+    from otxlike.engine.hooks import complete_metrics
 
     coco = {"type": "CocoMetric", "metric": ["bbox", "segm"]}
     assert complete_metrics(coco, {}) == {"coco/bbox_mAP": 0.0, "coco/bbox_mAP_50": 0.0,

@@ -5,29 +5,51 @@ import os
 import subprocess
 import sys
 
-from otxlike.backbones.catalog import list_backbones, provider
-from otxlike.backbones.index import Repr, index_path, indexed_backbones
+import pytest
+
+from otxlike.catalog.index import Repr, index_path, indexed_backbones
+from otxlike.catalog.introspect import plain
+from otxlike.catalog.lookup import list_backbones, provider
+from otxlike.catalog.spec import MISSING
 
 
-def test_index_round_trips_the_live_specs():
-    live = {s.name: s for s in list_backbones("mmdet")}
-    indexed_backbones(provider("mmdet"))
-    again, hit_again = indexed_backbones(provider("mmdet"))
+def _expected(arg):
+    """What the index must give back for a live argument: plain defaults as YAML data (tuples
+    as lists), others as a ``Repr`` of the live default's ``repr``."""
+    if arg.required:
+        return MISSING
+    value = plain(arg.default)
+    return Repr(repr(arg.default)) if value is MISSING else value
+
+
+@pytest.mark.parametrize("library", ["mmdet", "mmpretrain"])
+def test_index_round_trips_the_live_specs(library):
+    live = list_backbones(library)
+    indexed_backbones(provider(library))
+    again, hit_again = indexed_backbones(provider(library))
     assert hit_again
-    assert [s.name for s in again] == list(live)
-    resnet = next(s for s in again if s.name == "mmdet.ResNet")
-    live_resnet = live["mmdet.ResNet"]
-    assert [(a.name, a.required, a.options) for a in resnet.args] == \
-           [(a.name, a.required, a.options) for a in live_resnet.args]
-    assert resnet.arg("norm_cfg").default == {"type": "BN", "requires_grad": True}
-    assert resnet.arg("strides").default == [1, 2, 2, 2]  # tuples are stored as lists
+    assert [s.name for s in again] == [s.name for s in live]
+    for old, new in zip(live, again):
+        assert (new.library, new.source, new.accepts_kwargs) == (old.library, old.source, old.accepts_kwargs)
+        assert [(a.name, a.options, a.inherited, a.annotation, a.doc) for a in new.args] == \
+               [(a.name, a.options, a.inherited, a.annotation, a.doc) for a in old.args], old.name
+        assert [a.default for a in new.args] == [_expected(a) for a in old.args], old.name
+    resnet = {s.name: s for s in again}.get("mmdet.ResNet")
+    if resnet is not None:  # mmdet/models/backbones/resnet.py
+        assert resnet.arg("norm_cfg").default == {"type": "BN", "requires_grad": True}
+        assert resnet.arg("strides").default == [1, 2, 2, 2]  # tuples are stored as lists
 
 
 def test_non_plain_defaults_keep_their_repr():
-    specs, _ = indexed_backbones(provider("torchvision"))
-    # torchvision builders default weights to None: plain
-    assert next(s for s in specs if s.name == "torchvision.resnet18").arg("weights").default is None
-    assert repr(Repr("<class 'X'>")) == "<class 'X'>"
+    # mmpretrain's LeViT defaults hybrid_backbone to a class (mmpretrain/models/backbones/levit.py)
+    from mmpretrain.models.backbones.levit import HybridBackbone
+
+    indexed_backbones(provider("mmpretrain"))
+    specs, hit = indexed_backbones(provider("mmpretrain"))
+    default = next(s for s in specs if s.name == "mmpretrain.LeViT").arg("hybrid_backbone").default
+    assert hit and isinstance(default, Repr)
+    assert repr(default) == repr(HybridBackbone) == "<class 'mmpretrain.models.backbones.levit.HybridBackbone'>"
+    assert default != Repr("<class 'something.Else'>")
 
 
 def test_the_key_follows_installed_versions():
@@ -48,7 +70,7 @@ def test_a_corrupt_index_is_rebuilt():
 def test_warm_find_imports_no_library():
     indexed_backbones(provider("mmdet"))  # make sure the index exists
     code = (
-        "import sys; from typer.testing import CliRunner; from otxlike.cli.main import app;"
+        "import sys; from typer.testing import CliRunner; from otxlike.cli.app import app;"
         "r = CliRunner().invoke(app, ['find', '--backbone', 'mmdet']);"
         "print(r.exit_code, 'mmdet.RegNet' in r.output, [m for m in ('torch', 'mmdet', 'mmengine') if m in sys.modules])"
     )

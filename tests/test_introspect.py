@@ -2,7 +2,7 @@
 
 import pytest
 
-from otxlike.backbones.catalog import get_backbone, list_backbones
+from otxlike.catalog.lookup import get_backbone, list_backbones
 from otxlike.errors import OtxlikeError
 
 

@@ -5,7 +5,7 @@ import torch
 import yaml
 from mmengine.config import Config
 
-from otxlike.configedit.swap import swap_backbone
+from otxlike.configedit.backbone import swap_backbone
 from otxlike.errors import OtxlikeError
 from tests.conftest import snapshot
 

@@ -8,10 +8,12 @@ from mmengine.config import Config
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from otxlike.configedit.swap import swap_backbone
-from otxlike.engine.runner import evaluate, train
+from otxlike.configedit.backbone import swap_backbone
+from otxlike.configedit.data import create_workspace
+from otxlike.engine.evaluate import evaluate
+from otxlike.engine.train import train
 from otxlike.errors import OtxlikeError
-from otxlike.workspace.workspace import Workspace, create_workspace
+from otxlike.workspace.workspace import Workspace
 from tests.conftest import snapshot
 
 CANVAS_TASKS = ("detection", "instance-segmentation", "segmentation")

@@ -1,6 +1,9 @@
+import pytest
 import torch
+import torchvision
 
-from otxlike.backbones.torchvision_backbone import TorchvisionBackbone, find_stage_nodes
+from otxlike.errors import OtxlikeError
+from otxlike.models.torchvision_backbone import TorchvisionBackbone, find_stage_nodes
 
 
 def test_resnet18_stages_match_torchvision_detection_backbone():
@@ -23,10 +26,29 @@ def test_out_indices_select_stages():
     assert out.shape[1] == 576 and out.shape[-1] == 2  # last conv of MobileNetV3-Small, stride 32
 
 
-def test_offline_weights_give_one_clear_error(monkeypatch):
-    import pytest
-
-    from otxlike.errors import OtxlikeError
-
-    with pytest.raises(OtxlikeError, match="weights"):
+def test_missing_local_weights_file():
+    with pytest.raises(OtxlikeError, match=r"weights file /nonexistent/resnet18.pth does not exist"):
         TorchvisionBackbone("resnet18", weights="/nonexistent/resnet18.pth")
+
+
+def test_local_weights_of_another_model_are_refused(tmp_path):
+    path = tmp_path / "mobilenet.pth"
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), path)
+    with pytest.raises(OtxlikeError, match="does not fit torchvision.resnet18"):
+        TorchvisionBackbone("resnet18", weights=str(path))
+
+
+def test_named_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    """``weights: DEFAULT`` goes through torchvision's own download code, which reads the hub cache
+    first: a file put there (named as in the weights' URL) is what the backbone starts from."""
+    from torchvision.models import ResNet18_Weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = torchvision.models.resnet18()
+    cached = tmp_path / "hub" / "checkpoints" / ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+    cached.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cached)
+    module = TorchvisionBackbone("resnet18", weights="DEFAULT")
+    loaded = dict(module.body.named_parameters())
+    assert torch.equal(loaded["layer4.1.conv2.weight"], reference.layer4[1].conv2.weight)
+    assert torch.equal(loaded["conv1.weight"], reference.conv1.weight)

@@ -2,7 +2,7 @@
 
 When a backbone is swapped, the first module of the model that reads the backbone's outputs (the
 neck, or the head(s) when there is no neck) gets its ``in_channels`` from the backbone's measured
-:class:`~otxlike.backbones.shapes.FeatureShapes`. Modules that only pool (mmpretrain's
+:class:`~otxlike.catalog.shapes.FeatureShapes`. Modules that only pool (mmpretrain's
 ``GlobalAveragePooling``) pass the features through, and the next module adapts instead. Every
 kind goes through :data:`KINDS`; a type missing from it is reported, never guessed.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from otxlike.backbones.shapes import FeatureShapes
+from otxlike.catalog.shapes import FeatureShapes
 from otxlike.errors import OtxlikeError
 
 Adapter = Callable[[FeatureShapes], dict]
@@ -102,7 +102,7 @@ def _rule(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> tuple[str, Ada
     if type_name in KINDS:
         return KINDS[type_name]
     if key == "head" and isinstance(type_name, str) and type_name.startswith("otxlike."):
-        from otxlike.custom import head_module
+        from otxlike.models.custom import head_module
 
         if head_module(type_name.split(".", 1)[1]) is not None:
             return "last-stage", _last_stage

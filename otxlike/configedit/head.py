@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry
 from otxlike.errors import OtxlikeError
-from otxlike.fileio import atomic_write_text, dump_yaml
+from otxlike.fileio import dump_yaml
 from otxlike.workspace.workspace import Workspace
 
 HEAD_YAML = "head.yaml"
@@ -47,7 +48,7 @@ def _resolve(name: str, scope: str):
     """
     from mmengine.registry import MODELS, DefaultScope
 
-    from otxlike.custom import head_module
+    from otxlike.models.custom import head_module
 
     if name.startswith("custom."):
         short = name.split(".", 1)[1]
@@ -79,17 +80,17 @@ def swap_head(ws: Workspace, target: str) -> HeadResult:
             ``num_classes``/``in_channels``, has a required argument without a value, or the
             model does not run with it. Nothing is written then.
     """
-    from otxlike.backbones.introspect import class_args, plain
-    from otxlike.backbones.spec import MISSING
-    from otxlike.configedit.source import ConfigSource
-    from otxlike.configedit.swap import _validate, add_custom_imports, read_typed_entry, workspace_scope_and_size
+    from otxlike.catalog.introspect import class_args, plain
+    from otxlike.catalog.spec import MISSING
+    from otxlike.configedit.source import ConfigSource, add_custom_imports
 
-    if ws.task != "classification":
+    key = ws.task_spec.head_key
+    if key is None:
         raise OtxlikeError(f"--head swaps a classification head; this workspace is for {ws.task}",
                            "edit model.py's heads by hand for other tasks")
-    scope, input_size, model = workspace_scope_and_size(ws)  # also loads the workspace's custom modules
-    current = model.get("head") or {}
-    is_file = target.endswith((".yaml", ".yml"))
+    scope, input_size, model = ws.model_context()  # also loads the workspace's custom modules
+    current = model.get(key) or {}
+    is_file = is_yaml_target(target)
     given = read_typed_entry(Path(target), "head", "", "otxlike build --head TYPE") if is_file else {"type": target}
     name = given.pop("type")
     type_name, cls, module = _resolve(name, scope)
@@ -120,22 +121,15 @@ def swap_head(ws: Workspace, target: str) -> HeadResult:
     values = {"num_classes": current.get("num_classes"), "in_channels": current.get("in_channels"), **values}
 
     source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
-    source.replace(("model", "head"), {"type": type_name, **values})
+    source.replace(("model", key), {"type": type_name, **values})
     if module is not None:
         add_custom_imports(source, [module])
-    text = source.result()
-    _validate(ws, text, input_size)
-
-    backup = ws.new_backup_dir()
-    head_yaml = ws.root / HEAD_YAML
-    files = []
+    writes = []
     if not is_file:
         header = (f"# head.yaml: the classification head of this workspace ({name}).\n"
                   "# num_classes and in_channels follow the model; edit the rest, then apply with:\n"
                   "#   otxlike build --head head.yaml\n")
-        atomic_write_text(head_yaml, header + dump_yaml({"head": {"type": name, **values}}), backup)
-        files.append(head_yaml)
-    atomic_write_text(ws.model_py, text, backup)
-    files.append(ws.model_py)
-    ws.record("head", {"head": name})
-    return HeadResult(type_name, values, tuple(files), backup if backup.exists() else None)
+        writes.append((ws.root / HEAD_YAML, header + dump_yaml({"head": {"type": name, **values}})))
+    writes.append((ws.model_py, source.result()))
+    done = commit(ws, writes, "head", {"head": name}, input_size=input_size, subject="head")
+    return HeadResult(type_name, values, done.files, done.backup)

@@ -186,3 +186,12 @@ class ConfigSource:
             out = out[:start] + new + out[end:]
             last = start
         return out
+
+
+def add_custom_imports(source: ConfigSource, modules: list[str]) -> None:
+    """Add ``modules`` to model.py's ``custom_imports`` (mmengine imports them when it loads
+    the config; see ``mmengine/config/config.py``), keeping the ones already listed."""
+    current = source.literal(("custom_imports", "imports")) or []
+    imports = list(dict.fromkeys([*current, *modules]))
+    if imports != list(current):
+        source.set_top("custom_imports", {"imports": imports, "allow_failed_imports": False})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from otxlike import TASKS
 from otxlike.errors import OtxlikeError
+from otxlike.tasks import TASKS, get_task
 
 TEMPLATE_FILES = ("template.yaml", "model.py", "data_pipeline.py")
 
@@ -28,7 +28,7 @@ class Template:
     Attributes:
         id: Unique id, e.g. ``cls_resnet18``.
         name: Human-readable name.
-        task: One of :data:`otxlike.TASKS`.
+        task: One of :data:`otxlike.tasks.TASKS`.
         library: The OpenMMLab library whose runner scope the model uses (``mmpretrain``...).
         summary: What the template is for.
         data_format: Dataset format of ``data.yaml`` (``imagenet``: one folder per class).
@@ -49,8 +49,16 @@ class Template:
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Template":
-        """Read ``folder/template.yaml``."""
+        """Read ``folder/template.yaml``.
+
+        Raises:
+            OtxlikeError: If its task is unknown or its data format is not one of the task's.
+        """
         meta = yaml.safe_load((folder / "template.yaml").read_text(encoding="utf-8"))
+        task = get_task(meta["task"])
+        if meta["data_format"] not in task.data_formats:
+            raise OtxlikeError(f"template {folder} has data_format '{meta['data_format']}', which task "
+                               f"{task.name} does not read", f"use one of: {', '.join(task.data_formats)}")
         return cls(
             id=meta["id"], name=meta["name"], task=meta["task"], library=meta["library"],
             summary=" ".join(str(meta.get("summary", "")).split()), data_format=meta["data_format"],
@@ -66,18 +74,7 @@ def list_templates(task: str | None = None) -> list[Template]:
         for p in sorted(templates_root().glob("*/*/template.yaml"))
     ]
     found = [t for t in found if task is None or t.task == task]
-    return sorted(found, key=lambda t: (TASKS.index(t.task) if t.task in TASKS else 99, not t.default, t.id))
-
-
-def check_task(task: str) -> str:
-    """Return ``task`` if it is known.
-
-    Raises:
-        OtxlikeError: If it is not one of :data:`otxlike.TASKS`.
-    """
-    if task not in TASKS:
-        raise OtxlikeError(f"unknown task '{task}'", f"choose one of: {', '.join(TASKS)}")
-    return task
+    return sorted(found, key=lambda t: (TASKS.index(t.task), not t.default, t.id))
 
 
 def get_template(task: str, template_id: str | None = None) -> Template:
@@ -86,7 +83,7 @@ def get_template(task: str, template_id: str | None = None) -> Template:
     Raises:
         OtxlikeError: If the task is unknown, has no template, or has none called ``template_id``.
     """
-    check_task(task)
+    get_task(task)
     candidates = list_templates(task)
     if template_id is not None:
         for t in candidates:

@@ -1,4 +1,9 @@
-"""A workspace: a folder of plain, editable files made from a template, plus its manifest."""
+"""A workspace: a folder of plain, editable files made from a template, plus its manifest.
+
+This is the lowest domain layer: it reads the workspace's files, records history in the manifest
+and makes new workspaces from templates. It edits no config and runs nothing; the editor
+(:mod:`otxlike.configedit`) and the engine (:mod:`otxlike.engine`) stand on it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -19,6 +25,7 @@ MANIFEST = "workspace.yaml"
 DATA_YAML = "data.yaml"
 BACKBONE_YAML = "backbone.yaml"
 SPLITS = ("train", "val", "test")
+DEFAULT_INPUT_SIZE = 64  # pixels; used when data_pipeline.py declares no input_size
 
 
 def default_workspace_dir(task: str) -> Path:
@@ -26,7 +33,12 @@ def default_workspace_dir(task: str) -> Path:
     return Path(f"otxlike-workspace-{task.upper()}")
 
 
-def _check_root(split: str, root: str | Path | None) -> str | None:
+def check_root(split: str, root: str | Path | None) -> str | None:
+    """``root`` as an absolute path string, or None when not given.
+
+    Raises:
+        OtxlikeError: If it is not an existing folder.
+    """
     if root is None:
         return None
     path = Path(root).expanduser().resolve()
@@ -70,7 +82,7 @@ class Workspace:
         return cls(root, manifest)
 
     def load_custom_modules(self) -> list[str]:
-        """Import the workspace's custom backbone/head files (:mod:`otxlike.custom`), with the
+        """Import the workspace's custom backbone/head files (:mod:`otxlike.models.custom`), with the
         workspace first on ``sys.path`` so model.py's ``custom_imports`` finds them.
 
         Returns:
@@ -79,7 +91,7 @@ class Workspace:
         Raises:
             OtxlikeError: If a file is missing or fails to import.
         """
-        from otxlike.custom import load_workspace_modules
+        from otxlike.models.custom import load_workspace_modules
 
         return load_workspace_modules(self.root, self.manifest)
 
@@ -103,9 +115,33 @@ class Workspace:
                                "fix model.py / data_pipeline.py") from exc
         return cfg
 
+    def model_context(self) -> tuple[str, int, dict]:
+        """The default scope and ``model`` dict of the config, and ``input_size`` of data_pipeline.py.
+
+        The scope is model.py's ``default_scope`` (``mmengine`` when it sets none), the one
+        unscoped types in it resolve in; the input size is the side in pixels of training images
+        (:data:`DEFAULT_INPUT_SIZE` when data_pipeline.py declares none).
+
+        Raises:
+            OtxlikeError: If either file cannot be loaded by mmengine.
+        """
+        cfg = self.config()
+        return config_scope(cfg), int(cfg.get("input_size", DEFAULT_INPUT_SIZE)), cfg.model.to_dict()
+
     @property
     def task(self) -> str:
         return self.manifest["task"]
+
+    @property
+    def task_spec(self):
+        """The :class:`~otxlike.tasks.TaskSpec` of the workspace's task.
+
+        Raises:
+            OtxlikeError: If the manifest names an unknown task.
+        """
+        from otxlike.tasks import get_task
+
+        return get_task(self.task)
 
     @property
     def template(self) -> Template:
@@ -139,10 +175,7 @@ class Workspace:
             OtxlikeError: If the file is missing or malformed.
         """
         path = self.root / DATA_YAML
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise OtxlikeError(f"cannot read {path} ({exc})".replace("\n", " ")) from exc
+        data = read_data_yaml(self.root)
         for split in SPLITS:
             entry = data.get(split) or {}
             if not isinstance(entry, dict):
@@ -170,29 +203,6 @@ class Workspace:
             raise OtxlikeError(f"{split} data root {root} (from data.yaml) does not exist", "fix data.yaml")
         return Path(root)
 
-    def set_data_roots(self, roots: dict[str, str | Path | None]) -> list[Path]:
-        """Point ``data.yaml`` at new folders (only the splits given); back up the old file.
-
-        Raises:
-            OtxlikeError: If a folder does not exist (nothing is written then).
-        """
-        checked = {s: _check_root(s, r) for s, r in roots.items() if r is not None}
-        data = yaml.safe_load((self.root / DATA_YAML).read_text(encoding="utf-8")) or {}
-        classes = {s: split_classes(self.root, data.get("format", ""), s, r) for s, r in checked.items()}
-        for split, root in checked.items():
-            data.setdefault(split, {})["data_root"] = root
-        backup = self.new_backup_dir()
-        written = [self.root / DATA_YAML]
-        atomic_write_text(self.root / DATA_YAML, _data_yaml_text(data), backup)
-        if checked.get("train"):
-            text = self.model_py.read_text(encoding="utf-8")
-            new = with_num_classes(text, len(classes["train"]))
-            if new != text:
-                atomic_write_text(self.model_py, new, backup)
-                written.append(self.model_py)
-        self.record("data", dict(checked))
-        return written
-
     def record(self, action: str, details: dict | None = None, **fields) -> None:
         """Add an entry to the manifest's history (and set top-level ``fields``), atomically."""
         self.manifest.update(fields)
@@ -203,13 +213,32 @@ class Workspace:
         atomic_write_text(self.root / MANIFEST, dump_yaml(self.manifest))
 
 
-def _data_yaml_text(data: dict) -> str:
+def config_scope(cfg) -> str:
+    """The default scope of a loaded workspace config (``mmengine`` when it sets none)."""
+    return cfg.get("default_scope") or "mmengine"
+
+
+def data_yaml_text(data: dict) -> str:
+    """The text of ``data.yaml`` for ``data`` (format and per-split roots), with its comment header."""
     header = (
         "# data.yaml: where this workspace's data is. Paths are absolute or relative to this file.\n"
         "# format: imagenet (a folder per class), coco (annotations.json + images/) or mmseg\n"
         "# (images/ + labels/ + classes.txt). test falls back to val when its data_root is empty.\n"
     )
     return header + dump_yaml(data)
+
+
+def read_data_yaml(root: Path) -> dict:
+    """``data.yaml`` of the workspace at ``root`` as written (roots not resolved).
+
+    Raises:
+        OtxlikeError: If the file is missing or not YAML.
+    """
+    path = Path(root) / DATA_YAML
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise OtxlikeError(f"cannot read {path} ({exc})".replace("\n", " ")) from exc
 
 
 @dataclass(frozen=True)
@@ -227,24 +256,30 @@ class BuildResult:
     files: tuple[Path, ...]
 
 
-def create_workspace(
+def scaffold_workspace(
     task: str,
     root: str | Path | None = None,
     template_id: str | None = None,
     train_root: str | Path | None = None,
     val_root: str | Path | None = None,
+    prepare: Callable[[Path, Template, dict], None] | None = None,
 ) -> BuildResult:
-    """Make a new workspace from a task template.
+    """Make a new workspace from a task template: its files as the template has them.
 
     The files are written to a temporary folder beside ``root`` and renamed into place at the end,
     so a failure leaves nothing half-made. An existing non-empty folder is never touched.
+    :func:`otxlike.configedit.data.create_workspace` adds the data-dependent edits through
+    ``prepare``.
 
     Args:
-        task: One of :data:`otxlike.TASKS`.
+        task: One of :data:`otxlike.tasks.TASKS`.
         root: Workspace folder; default ``otxlike-workspace-<TASK>``.
         template_id: A template of the task; default the task's default template.
         train_root: Folder of the train split (optional; can be set later).
         val_root: Folder of the val split (optional).
+        prepare: Called as ``prepare(staging_folder, template, roots)`` once every file is in the
+            staging folder, before it is renamed into place (``roots``: split -> absolute path or
+            None). Whatever it raises aborts the build.
 
     Returns:
         A :class:`BuildResult`.
@@ -255,7 +290,7 @@ def create_workspace(
     """
     template = get_template(task, template_id)
     root = Path(root) if root is not None else default_workspace_dir(task)
-    roots = {"train": _check_root("train", train_root), "val": _check_root("val", val_root)}
+    roots = {"train": check_root("train", train_root), "val": check_root("val", val_root)}
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         what = "an otxlike workspace" if (root / MANIFEST).is_file() else "not empty"
         raise OtxlikeError(
@@ -268,15 +303,11 @@ def create_workspace(
     try:
         for name in TEMPLATE_FILES:
             shutil.copy2(template.path / name, staging / name)
-        if roots["train"]:
-            classes = split_classes(staging, template.data_format, "train", roots["train"])
-            model_py = staging / "model.py"
-            model_py.write_text(with_num_classes(model_py.read_text(encoding="utf-8"), len(classes)), encoding="utf-8")
         data = {
             "format": template.data_format,
             **{s: {"data_root": roots.get(s)} for s in SPLITS},
         }
-        (staging / DATA_YAML).write_text(_data_yaml_text(data), encoding="utf-8")
+        (staging / DATA_YAML).write_text(data_yaml_text(data), encoding="utf-8")
         manifest = {
             "otxlike_version": __version__,
             "task": task,
@@ -286,6 +317,8 @@ def create_workspace(
             "history": [{"time": datetime.now().isoformat(timespec="seconds"), "action": "build", "template": template.id}],
         }
         (staging / MANIFEST).write_text(dump_yaml(manifest), encoding="utf-8")
+        if prepare is not None:
+            prepare(staging, template, roots)
         if root.exists():
             root.rmdir()  # empty, checked above
         staging.rename(root)
@@ -294,24 +327,6 @@ def create_workspace(
         raise
     files = (MANIFEST, *TEMPLATE_FILES, DATA_YAML)
     return BuildResult(root=root, template=template, files=tuple(root / f for f in files))
-
-
-def with_num_classes(model_text: str, num_classes: int) -> str:
-    """``model_text`` with every literal ``num_classes`` inside ``model`` set to ``num_classes``.
-
-    A source-level edit (heads keep their comments): ``model.head`` of a classifier,
-    ``model.bbox_head`` of ATSS, ``model.roi_head.{bbox,mask}_head`` of Mask R-CNN,
-    ``model.decode_head`` of an mmseg EncoderDecoder.
-    """
-    from otxlike.configedit.source import ConfigSource
-
-    source = ConfigSource(model_text)
-    changed = False
-    for path in source.key_paths(("model",), "num_classes"):
-        if source.literal(path) not in (None, num_classes):
-            source.replace(path, num_classes)
-            changed = True
-    return source.result() if changed else model_text
 
 
 def split_classes(folder: Path, data_format: str, split: str, root: Path) -> list[str]:

@@ -14,14 +14,12 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from otxlike.backbones.shapes import stride_of
 from otxlike.errors import OtxlikeError
+from otxlike.models.features import PROBE_SIZE, stride_of
 from otxlike.registry import MODELS
 
 #: Top-level children that belong to the classifier, not to the feature extractor.
 _CLASSIFIER_NAMES = {"avgpool", "classifier", "fc", "head", "heads", "dropout", "flatten"}
-#: Side of the probe input used to find stages (pixels); big enough for stride 32 to stay > 1x1.
-PROBE_SIZE = 128
 
 
 def _build(model_name: str, weights: str | None = None, **kwargs) -> nn.Module:
@@ -35,6 +33,8 @@ def _build(model_name: str, weights: str | None = None, **kwargs) -> nn.Module:
     if model_name not in list_models():
         raise OtxlikeError(f"torchvision has no model '{model_name}'", "see 'otxlike find --backbone torchvision'")
     local = weights is not None and Path(weights).suffix in {".pth", ".pt"}
+    if local and not Path(weights).is_file():
+        raise OtxlikeError(f"weights file {weights} does not exist", "give a local .pth file path or null")
     try:
         model = get_model(model_name, weights=None if local else weights, **kwargs)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError: no network here
@@ -43,10 +43,12 @@ def _build(model_name: str, weights: str | None = None, **kwargs) -> nn.Module:
             "set weights: null, or give a local .pth file path",
         ) from exc
     if local:
-        if not Path(weights).is_file():
-            raise OtxlikeError(f"weights file {weights} does not exist", "give a local .pth file path or null")
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        try:
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except RuntimeError as exc:
+            raise OtxlikeError(f"weights file {weights} does not fit torchvision.{model_name} "
+                               f"({str(exc).splitlines()[0]})", f"give weights of {model_name}") from exc
     return model
 
 
@@ -124,6 +126,11 @@ class TorchvisionBackbone(BaseModule):
         init_cfg: mmengine init config; None keeps torchvision's own initialisation.
         **kwargs: Passed to the torchvision builder (e.g. ``width_mult``).
 
+    Attributes:
+        out_channels: C_i of each returned stage.
+        strides: s_i of each returned stage in pixels (rounded to a power of two), both read
+            from the one probe at ``PROBE_SIZE`` that also finds the (N, H, W, C) stages.
+
     Shapes:
         ``forward(x)``: x is (N, 3, H, W); returns a tuple with one (N, C_i, H / s_i, W / s_i)
         tensor per selected stage, in increasing stride ``s_i``.
@@ -146,6 +153,9 @@ class TorchvisionBackbone(BaseModule):
             probe = self.body.eval()(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
         self.body.train(training)
         self.channels_last = [_channels_last(out) for out in probe.values()]
+        maps = [out.permute(0, 3, 1, 2) if last else out for out, last in zip(probe.values(), self.channels_last)]
+        self.out_channels = tuple(int(m.shape[1]) for m in maps)
+        self.strides = tuple(stride_of(PROBE_SIZE, int(m.shape[-1])) for m in maps)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return the stage feature maps of ``x`` (N, 3, H, W), in increasing stride."""

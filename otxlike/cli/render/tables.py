@@ -4,28 +4,48 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from otxlike.backbones.spec import BackboneSpec
+from otxlike.find import BackboneDetail, BackboneList, TemplatesView
+from otxlike.tasks import TASK_SPECS, TASKS
 
 
-#: Short task names for the Tasks column (full names are in the table's caption).
-TASK_ABBREV = {"classification": "cls", "detection": "det", "instance-segmentation": "inst-seg", "segmentation": "seg"}
+def _short(task: str) -> str:
+    """The short name of a task for the Tasks column (full names are in the table's caption)."""
+    return TASK_SPECS[task].short
 
 
-def backbone_table(listed, task: str | None = None, show_all: bool = False) -> Table:
+def render_find(view) -> list:
+    """Renderables of one view of :func:`otxlike.find.find`, in order."""
+    if isinstance(view, TemplatesView):
+        lines = [template_table(view.templates)]
+        if view.suggest_libraries:
+            lines.append(f"Backbone libraries: {', '.join(view.libraries)}  (otxlike find --backbone LIB)")
+        return lines
+    if isinstance(view, BackboneDetail):
+        return backbone_detail(view)
+    lines = [backbone_table(view)]
+    if view.task is not None and not view.show_all:
+        unchecked = f", {view.unchecked} were not checked" if view.unchecked else ""
+        lines.append(f"{len(view.listed)} of {view.total} backbones passed swap, train and eval for {view.task}; "
+                     f"{view.failed} failed{unchecked} (docs/compatibility.md). --all lists them with the reason.")
+    return lines
+
+
+def backbone_table(view: BackboneList) -> Table:
     """OTX's find table, Index | Backbone Type | Required-Args | Options, plus Tasks.
 
     One row per required argument. Tasks lists the tasks the backbone passed in the
     compatibility matrix. With ``show_all``, a last column gives the failure reason for ``task``
     (or, without a task, each failed task's reason).
     """
+    task, show_all = view.task, view.show_all
     table = Table(show_lines=False, caption="Tasks: verified end to end (docs/compatibility.md); "
-                  + ", ".join(f"{v} = {k}" for k, v in TASK_ABBREV.items()))
+                  + ", ".join(f"{_short(t)} = {t}" for t in TASKS))
     columns = ["Index", "Backbone Type", "Required-Args", "Options", "Tasks"]
     if show_all:
         columns.append(f"Status ({task})" if task else "Failures")
     for col in columns:
         table.add_column(col, overflow="fold")
-    for index, item in enumerate(listed, start=1):
+    for index, item in enumerate(view.listed, start=1):
         spec = item.spec
         required = spec.required or (None,)
         extra = []
@@ -33,7 +53,7 @@ def backbone_table(listed, task: str | None = None, show_all: bool = False) -> T
             extra = ["pass" if task in item.tasks else
                      f"FAIL: {item.failures[task]}" if task in item.failures else "not checked"]
         elif show_all:
-            extra = ["; ".join(f"{TASK_ABBREV[t]}: {r}" for t, r in item.failures.items())]
+            extra = ["; ".join(f"{_short(t)}: {r}" for t, r in item.failures.items())]
         for i, arg in enumerate(required):
             first = i == 0
             table.add_row(
@@ -41,7 +61,7 @@ def backbone_table(listed, task: str | None = None, show_all: bool = False) -> T
                 spec.name if first else "",
                 arg.name if arg else "",
                 ", ".join(map(str, arg.options)) if arg else "",
-                " ".join(TASK_ABBREV[t] for t in item.tasks) if first else "",
+                " ".join(_short(t) for t in item.tasks) if first else "",
                 *(extra if first else [""] * len(extra)),
                 end_section=i == len(required) - 1,
             )
@@ -68,13 +88,12 @@ def metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
-def backbone_detail(spec: BackboneSpec, shapes, reason: str | None, input_size: int) -> list:
+def backbone_detail(view: BackboneDetail) -> list:
     """Renderables of ``find --backbone lib.Name``: header lines, the argument table, outputs,
     and the tasks it passed or failed in the compatibility matrix."""
-    from otxlike import TASKS
-    from otxlike.backbones.spec import MISSING
-    from otxlike.verify import task_status
+    from otxlike.catalog.spec import MISSING
 
+    spec, shapes = view.spec, view.shapes
     table = Table(title=f"{spec.name} arguments")
     for col in ("Argument", "Default", "Annotation", "Description"):
         table.add_column(col, overflow="fold")
@@ -89,10 +108,10 @@ def backbone_detail(spec: BackboneSpec, shapes, reason: str | None, input_size: 
              "* inherited from a parent class through **kwargs"]
     if shapes is not None:
         outs = ", ".join(f"{c} ch @ stride {s}" for c, s in zip(shapes.channels, shapes.strides))
-        lines.append(f"Outputs with default arguments at {input_size}x{input_size}: {outs}")
+        lines.append(f"Outputs with default arguments at {view.input_size}x{view.input_size}: {outs}")
     else:
-        lines.append(f"Outputs with default arguments: not measured ({reason})")
+        lines.append(f"Outputs with default arguments: not measured ({view.reason})")
     for task in TASKS:
-        status = task_status(spec.name, task)
+        status = view.tasks.get(task)
         lines.append(f"{task}: {'verified (swap, train, eval)' if status == 'pass' else 'not checked' if status is None else 'FAILS: ' + status}")
     return lines

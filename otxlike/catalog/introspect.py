@@ -18,7 +18,7 @@ import re
 import textwrap
 from typing import Any, Callable
 
-from otxlike.backbones.spec import MISSING, ArgSpec
+from otxlike.catalog.spec import MISSING, ArgSpec
 
 #: Arguments whose valid values are the keys of the class's architecture table.
 ARCH_ARGS = ("depth", "arch")

@@ -1,7 +1,7 @@
 """Modules for custom backbones: the ``nn.Sequential`` helper and the mmengine wrapper.
 
 ``CustomBackbone`` is registered as ``otxlike.CustomBackbone``; it builds a backbone registered
-with :func:`otxlike.register_backbone` (see :mod:`otxlike.custom` for the contract).
+with :func:`otxlike.register_backbone` (see :mod:`otxlike.models.custom` for the contract).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from otxlike.backbones.shapes import stride_of
-from otxlike.custom import check_contract, lookup
 from otxlike.errors import OtxlikeError
+from otxlike.models.custom import check_contract, lookup
+from otxlike.models.features import PROBE_SIZE, stride_of
 from otxlike.registry import MODELS
-
-PROBE_SIZE = 128  # pixels: side of the zero image SequentialBackbone measures its stages with
 
 
 class SequentialBackbone(nn.Module):

@@ -1,29 +1,19 @@
-"""The catalog of backbones over every provider, and name resolution with suggestions."""
+"""Backbones by name over every provider, with suggestions for near misses."""
 
 from __future__ import annotations
 
 import difflib
 from functools import lru_cache
 
-from otxlike.backbones.providers import CustomProvider, MMProvider, TimmProvider, TorchvisionProvider
-from otxlike.backbones.spec import BackboneSpec
+from otxlike.catalog.providers import PROVIDERS
+from otxlike.catalog.providers.base import Provider
+from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
-PROVIDERS = {
-    p.name: p
-    for p in (
-        MMProvider("mmdet", "mmdet"),
-        MMProvider("mmseg", "mmsegmentation"),
-        MMProvider("mmpretrain", "mmpretrain"),
-        TorchvisionProvider(),
-        TimmProvider(),
-        CustomProvider(),
-    )
-}
-"""Providers by library name; adding a library means adding one provider here."""
+__all__ = ["PROVIDERS", "get_backbone", "list_backbones", "provider"]
 
 
-def provider(library: str):
+def provider(library: str) -> Provider:
     """The provider called ``library``.
 
     Raises:
@@ -62,7 +52,7 @@ def get_backbone(name: str) -> BackboneSpec:
             f"use <library>.<name>, e.g. mmdet.ResNet; libraries: {', '.join(PROVIDERS)}",
         )
     lib = provider(library)
-    specs = {s.name: s for s in (list_backbones(library) if getattr(lib, "cacheable", True) else lib.specs())}
+    specs = {s.name: s for s in (list_backbones(library) if lib.cacheable else lib.specs())}
     if name in specs:
         return specs[name]
     by_lower = {s.name.lower(): s for s in specs.values()}

@@ -27,6 +27,11 @@ class TimmBackbone(BaseModule):
         init_cfg: mmengine init config; None keeps timm's own initialisation.
         **kwargs: Passed to ``timm.create_model`` (e.g. ``img_size`` for ViTs, ``drop_path_rate``).
 
+    Attributes:
+        out_channels: C_i of each returned level, from timm's ``feature_info.channels()``.
+        strides: s_i of each returned level in pixels, from ``feature_info.reduction()``
+            (declared by timm, no forward pass).
+
     Shapes:
         ``forward(x)``: x is (N, 3, H, W); returns a tuple with one (N, C_i, H / s_i, W / s_i)
         tensor per selected level, in increasing stride ``s_i``.
@@ -52,6 +57,8 @@ class TimmBackbone(BaseModule):
                                    "set pretrained: false, or give checkpoint_path: a local file") from exc
             raise
         self.model_name = model_name
+        self.out_channels = tuple(int(c) for c in self.body.feature_info.channels())
+        self.strides = tuple(int(r) for r in self.body.feature_info.reduction())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return the feature maps of ``x`` (N, 3, H, W), in increasing stride."""

@@ -14,12 +14,14 @@ import json
 import os
 from pathlib import Path
 
-from otxlike.backbones.introspect import plain
-from otxlike.backbones.spec import MISSING, ArgSpec, BackboneSpec
+from otxlike.catalog.introspect import plain
+from otxlike.catalog.providers.base import Provider
+from otxlike.catalog.spec import MISSING, ArgSpec, BackboneSpec
 from otxlike.fileio import atomic_write_text
+from otxlike.stack import CORE, versions
 
 #: Distributions whose versions key every library's index (besides the library's own).
-STACK = ("otxlike", "torch", "torchvision", "mmengine", "mmcv")
+STACK = ("otxlike", *CORE)
 FORMAT = 3  # bump when the JSON layout changes
 
 
@@ -45,8 +47,6 @@ def cache_dir() -> Path:
 
 def index_path(library: str, package: str, kind: str = "backbones") -> Path:
     """The ``kind`` file (e.g. ``backbones``) of ``library`` for the versions installed now."""
-    from otxlike.doctor import versions
-
     dists = (*STACK, package)
     installed = versions(dists)
     pins = "|".join(f"{d}=={installed[d] or 'none'}" for d in dists)
@@ -99,7 +99,7 @@ def _decode(doc: dict) -> BackboneSpec:
     return BackboneSpec(doc["name"], doc["library"], doc["source"], tuple(args), doc["accepts_kwargs"])
 
 
-def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
+def indexed_backbones(provider: Provider) -> tuple[tuple[BackboneSpec, ...], bool]:
     """The provider's backbones from the index, introspecting (and indexing) them on a miss.
 
     Returns:
@@ -108,7 +108,7 @@ def indexed_backbones(provider) -> tuple[tuple[BackboneSpec, ...], bool]:
     Raises:
         OtxlikeError: If the library is not installed (from the provider).
     """
-    if not getattr(provider, "cacheable", True):
+    if not provider.cacheable:
         return tuple(provider.specs()), False
     path = index_path(provider.name, provider.package)
     doc = read_cache(path)

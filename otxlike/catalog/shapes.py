@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from otxlike.errors import OtxlikeError
+from otxlike.models.features import stride_of
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,6 @@ class FeatureShapes:
 
     channels: tuple[int, ...]
     strides: tuple[int, ...]
-
-
-def stride_of(input_size: int, width: int) -> int:
-    """The stride in pixels of a map ``width`` wide from an ``input_size``-wide input, rounded to
-    the nearest power of two (unpadded convolutions and ceil-mode pooling give 128 -> 63 -> 31 -> 15
-    -> 7 in AlexNet and SqueezeNet)."""
-    return 2 ** max(0, round(math.log2(input_size / max(1, width))))
 
 
 def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> FeatureShapes:

@@ -1,1 +1,0 @@
-"""The backbone catalog: live introspection of installed libraries, shape inference, wrappers."""

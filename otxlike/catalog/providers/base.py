@@ -1,0 +1,58 @@
+"""The provider contract: what the catalog needs from a backbone library."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from otxlike.catalog.spec import BackboneSpec
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One backbone library (mmdet, torchvision, ...), listed live from the installed package.
+
+    Attributes:
+        name: Library name and the prefix of its backbone names, e.g. ``mmdet``.
+        package: The PyPI distribution to install if it is missing (also keys the on-disk index).
+        scope: mmengine default scope to build its ``model_cfg`` dicts in on their own
+            (``mmdet``; ``mmengine`` for the ``otxlike.*`` wrappers, whose type is scoped).
+        cacheable: Whether its specs may be kept in the on-disk index (False for user code).
+        order: Position in listings (``find``, ``--help``), lowest first.
+    """
+
+    name: str
+    package: str
+    scope: str
+    order: int
+    cacheable: bool = True
+
+    def specs(self) -> list[BackboneSpec]:
+        """Introspect every backbone the installed library offers.
+
+        Raises:
+            OtxlikeError: If the library is not installed.
+        """
+        ...
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for a workspace's ``model.py`` with argument ``values``."""
+        ...
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` changed to return only the outputs at positions ``keep`` of what it returns now.
+
+        Raises:
+            OtxlikeError: If the backbone cannot select its outputs.
+        """
+        ...
+
+    def custom_imports(self, spec: BackboneSpec) -> list[str]:
+        """Modules ``model.py`` must import (mmengine's ``custom_imports``) to build ``spec``."""
+        return []
+
+
+def keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
+    """``cfg`` of an otxlike wrapper whose ``out_indices`` (None: every output) index the wrapped
+    network's outputs, narrowed to the outputs at positions ``keep`` of what it returns now."""
+    current = cfg.get("out_indices")
+    return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}

@@ -1,0 +1,88 @@
+"""Backbones of the OpenMMLab libraries: mmdet, mmseg, mmpretrain."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from otxlike.catalog.introspect import class_args
+from otxlike.catalog.providers.base import Provider
+from otxlike.catalog.spec import BackboneSpec
+from otxlike.errors import OtxlikeError
+
+
+class MMProvider(Provider):
+    """Backbones of an OpenMMLab library (mmdet, mmseg, mmpretrain).
+
+    A backbone is a class exported by ``<lib>.models.backbones`` (its ``__all__``) and registered
+    in ``<lib>.registry.MODELS``; mmseg's backbones folder also registers helpers such as
+    ``DeconvModule`` that are not exported, and are not listed.
+
+    Args:
+        name: Import name and backbone-name prefix, e.g. ``mmdet``.
+        package: The PyPI distribution to install if the import fails, e.g. ``mmsegmentation``.
+        order: Position in listings.
+    """
+
+    def __init__(self, name: str, package: str, order: int) -> None:
+        self.name = name
+        self.package = package
+        self.scope = name  # the library's own default scope
+        self.order = order
+
+    def _import(self) -> tuple[Any, Any]:
+        try:
+            backbones = importlib.import_module(f"{self.name}.models.backbones")
+            registry = importlib.import_module(f"{self.name}.registry")
+        except ImportError as exc:
+            raise OtxlikeError(
+                f"backbone library '{self.name}' cannot be imported ({exc})",
+                f"install it with: pip install {self.package}",
+            ) from exc
+        registry.MODELS.import_from_location()
+        return backbones, registry.MODELS
+
+    def specs(self) -> list[BackboneSpec]:
+        """Introspect every backbone class of the installed library.
+
+        Raises:
+            OtxlikeError: If the library is not installed.
+        """
+        backbones, models = self._import()
+        out = []
+        for cls_name in getattr(backbones, "__all__", []):
+            cls = models.module_dict.get(cls_name)
+            if cls is None or not inspect.isclass(cls):
+                continue
+            args, accepts_kwargs = class_args(cls)
+            out.append(
+                BackboneSpec(
+                    name=f"{self.name}.{cls_name}",
+                    library=self.name,
+                    source=inspect.getsourcefile(cls) or "",
+                    args=args,
+                    accepts_kwargs=accepts_kwargs,
+                )
+            )
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py``: the scoped type plus the given values."""
+        return {"type": spec.name, **values}
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the outputs at positions ``keep``, through ``out_indices``.
+
+        Raises:
+            OtxlikeError: If the backbone has no ``out_indices`` argument.
+        """
+        current = cfg.get("out_indices", values.get("out_indices"))
+        if spec.arg("out_indices") is None or not isinstance(current, (list, tuple)):
+            raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",
+                               "pick a backbone whose output strides match the template's")
+        return {**cfg, "out_indices": tuple(current[i] for i in keep)}
+
+
+PROVIDERS = (MMProvider("mmdet", "mmdet", 0), MMProvider("mmseg", "mmsegmentation", 1),
+             MMProvider("mmpretrain", "mmpretrain", 2))

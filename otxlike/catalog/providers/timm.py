@@ -1,0 +1,53 @@
+"""timm's models as backbones through ``features_only`` (``otxlike.TimmBackbone``)."""
+
+from __future__ import annotations
+
+import inspect
+
+from otxlike.catalog.introspect import function_args
+from otxlike.catalog.providers.base import Provider, keep_out_indices
+from otxlike.catalog.spec import BackboneSpec
+from otxlike.errors import OtxlikeError
+
+
+class TimmProvider(Provider):
+    """timm's models, used as backbones through ``features_only`` (``otxlike.TimmBackbone``).
+
+    Every name of ``timm.list_models()`` is listed; the arguments shown are those of the model's
+    entrypoint function (``pretrained`` for most; the rest go through ``**kwargs`` to the model).
+    """
+
+    name = "timm"
+    package = "timm"
+    scope = "mmengine"
+    order = 4
+
+    def specs(self) -> list[BackboneSpec]:
+        """One spec per model of ``timm.list_models()``.
+
+        Raises:
+            OtxlikeError: If timm is not installed.
+        """
+        try:
+            import timm
+        except ImportError as exc:
+            raise OtxlikeError(f"timm cannot be imported ({exc})", "install it with: pip install timm") from exc
+        out = []
+        for model_name in timm.list_models():
+            entry = timm.models.model_entrypoint(model_name)
+            args, _ = function_args(entry)
+            out.append(BackboneSpec(name=f"timm.{model_name}", library=self.name,
+                                    source=inspect.getsourcefile(inspect.unwrap(entry)) or "",
+                                    args=args, accepts_kwargs=True))
+        return out
+
+    def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
+        """The ``backbone`` dict for ``model.py``."""
+        return {"type": "otxlike.TimmBackbone", "model_name": spec.short_name, **values}
+
+    def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
+        """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``."""
+        return keep_out_indices(cfg, keep)
+
+
+PROVIDERS = (TimmProvider(),)

@@ -1,0 +1,65 @@
+"""The argument values ``build --backbone`` writes for a backbone, and its shapes with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otxlike.catalog.introspect import plain
+from otxlike.catalog.spec import MISSING, BackboneSpec
+from otxlike.errors import OtxlikeError, one_line
+
+
+def default_values(spec: BackboneSpec, template_defaults: dict | None = None) -> tuple[dict, tuple[str, ...]]:
+    """Argument values for a fresh ``backbone.yaml``.
+
+    Every argument whose default is plain data is written; a required argument takes its first
+    option; the template's ``backbone_defaults`` override arguments the backbone takes.
+
+    Returns:
+        ``(values, missing)``: values by name, and required arguments without any known option.
+    """
+    values: dict[str, Any] = {}
+    missing = []
+    for arg in spec.args:
+        if arg.required:
+            values[arg.name] = arg.options[0] if arg.options else None
+            if not arg.options:
+                missing.append(arg.name)
+        else:
+            value = plain(arg.default)
+            if value is not MISSING:
+                values[arg.name] = value
+    for key, value in (template_defaults or {}).items():
+        if spec.arg(key) is not None:
+            values[key] = value
+    return values, tuple(missing)
+
+
+def model_values(spec: BackboneSpec, values: dict) -> dict:
+    """The values that go into model.py: required ones and those that differ from the default."""
+    out = {}
+    for key, value in values.items():
+        arg = spec.arg(key)
+        if arg is None or arg.required or plain(arg.default) != value:
+            out[key] = tuple(value) if arg is not None and isinstance(arg.default, tuple) and isinstance(value, list) else value
+    return out
+
+
+def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict | None = None):
+    """Output shapes of ``spec`` built with the values ``build --backbone`` would write, from a
+    (2, 3, input_size, input_size) probe in the provider's scope.
+
+    Returns:
+        ``(shapes, None)``, or ``(None, one-line reason)`` when it needs input or fails.
+    """
+    from otxlike.catalog.lookup import provider
+    from otxlike.catalog.shapes import infer_feature_shapes
+
+    values, missing = default_values(spec, backbone_defaults)
+    if missing:
+        return None, f"needs input: {', '.join(missing)}"
+    try:
+        lib = provider(spec.library)
+        return infer_feature_shapes(lib.model_cfg(spec, model_values(spec, values)), lib.scope, input_size), None
+    except OtxlikeError as exc:
+        return None, one_line(exc, 200)

@@ -1,0 +1,1 @@
+"""One module per verb; each has ``ORDER`` (its place in ``--help``) and ``register(app)``."""

@@ -1,0 +1,42 @@
+"""``otxlike find``: templates, backbones of libraries, or one backbone in detail."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from otxlike.catalog.providers import PROVIDERS
+from otxlike.cli.common import WorkspaceOpt, console, errors, print_lines
+
+ORDER = 1
+
+
+def find(
+    backbone: Annotated[Optional[list[str]], typer.Option(help=f"Library ({', '.join(PROVIDERS)}, or all; repeat or "
+                                                              "comma-separate), or one full name.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only backbones verified end to end for this task "
+                                                    "(docs/compatibility.md).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
+    template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead (see docs/json.md).")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """List backbones of installed libraries (computed live), the task templates, or one backbone
+    in detail (--backbone mmdet.ResNet)."""
+    from otxlike import find as core
+    from otxlike.cli.render.tables import render_find
+
+    out = console()
+    with errors():
+        views = core.find(backbone, task, show_all, template, workspace)
+        if as_json:
+            print(json.dumps(core.to_json(views), indent=2))
+            return
+        for view in views:
+            print_lines(out, render_find(view))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(find)

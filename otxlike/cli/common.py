@@ -1,0 +1,60 @@
+"""What every command shares: the console, the error mapping, the ``--workspace`` option.
+
+A core :class:`~otxlike.errors.OtxlikeError` is printed as one line and exits with code 2; any
+other error is one line with exit code 1. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from otxlike.errors import OtxlikeError, one_line
+
+state = {"debug": False}
+"""Global CLI flags set by the app callback (``--debug``)."""
+
+WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Workspace folder (default: the current folder).")]
+
+
+def console():
+    """stdout console; lines never wrap mid-path, and pipes/CI get 160 columns instead of 80."""
+    from rich.console import Console
+
+    return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+@contextmanager
+def errors():
+    """Map errors to one line and an exit code (2 for user errors); --debug re-raises."""
+    from rich.console import Console
+
+    err = Console(file=sys.stderr, soft_wrap=True)
+    try:
+        if not state["debug"]:
+            warnings.simplefilter("ignore")
+        yield
+    except OtxlikeError as exc:
+        if state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)",
+                  highlight=False)
+        raise typer.Exit(1) from None
+
+
+def print_lines(out, lines) -> None:
+    """Print plain lines (no rich highlighting) or renderables, in order."""
+    for line in lines:
+        out.print(line, highlight=False)

@@ -1,0 +1,58 @@
+"""The ``[*]`` status lines of ``build``, ``train`` and ``eval``, as plain strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_lines(result) -> list[str]:
+    """What ``build --task`` made (a :class:`~otxlike.workspace.workspace.BuildResult`)."""
+    return [f"[*] Workspace Path: {result.root}", f"[*] Load Model Template ID: {result.template.id}",
+            f"[*] Load Model Name: {result.template.name}",
+            *(f"[*]     - Wrote: {path.name}" for path in result.files)]
+
+
+def updated_lines(files, backup: Path | None = None) -> list[str]:
+    """One ``Updated:`` line per file, and where the previous versions went."""
+    lines = [f"[*] Updated: {path}" for path in files]
+    if backup:
+        lines.append(f"[*] Previous versions kept in {backup}")
+    return lines
+
+
+def swap_lines(result, root: Path) -> list[str]:
+    """What ``build --backbone`` did (a :class:`~otxlike.configedit.backbone.SwapResult`)."""
+    spec = result.spec
+    lines = [f"[*] Backbone: {spec.name}", f"[*]     source: {spec.source}"]
+    for arg in spec.required:
+        opts = ", ".join(map(str, arg.options)) or "none known"
+        lines.append(f"[*]     required arg '{arg.name}' = {result.values.get(arg.name)}  (options: {opts})")
+    if result.missing:
+        return [*lines,
+                f"[!] {spec.name} backbone has inputs that the user must enter: {', '.join(result.missing)}",
+                "[!] Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'",
+                f"[*] Saved: {root / 'backbone.yaml'} (model.py unchanged)"]
+    shapes = result.shapes
+    lines.append(f"[*] Output channels: {', '.join(map(str, shapes.channels))} "
+                 f"(strides {', '.join(map(str, shapes.strides))})")
+    for consumer, args in result.edits.items():
+        lines.extend(f"[*]     model.{consumer}.{key} = {value}" for key, value in args.items())
+    return lines + updated_lines(result.files, result.backup)
+
+
+def head_lines(result) -> list[str]:
+    """What ``build --head`` did (a :class:`~otxlike.configedit.head.HeadResult`)."""
+    return [f"[*] Head: {result.type} (in_channels {result.values['in_channels']}, "
+            f"num_classes {result.values['num_classes']})", *updated_lines(result.files, result.backup)]
+
+
+def sample_lines(ds) -> list[str]:
+    """What ``sample digits`` wrote (a ``SampleDataset`` or ``CanvasDataset``)."""
+    from otxlike.data.digits import CanvasDataset
+
+    if isinstance(ds, CanvasDataset):
+        head = (f"[*] Wrote {ds.num_train} train and {ds.num_val} val canvases with {ds.num_objects} digits "
+                "(COCO annotations.json, images/, labels/, classes.txt)")
+    else:
+        head = f"[*] Wrote {ds.num_train} train and {ds.num_val} val images of {len(ds.classes)} classes"
+    return [head, f"[*]     train: {ds.train_root}", f"[*]     val:   {ds.val_root}"]

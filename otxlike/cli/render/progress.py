@@ -1,0 +1,36 @@
+"""The training display: a rich progress bar per epoch, or one line per epoch without a terminal."""
+
+from __future__ import annotations
+
+
+def train_progress(out):
+    """A rich progress bar per epoch fed by the engine's Progress callbacks.
+
+    Without a terminal (logs, CI) a bar would only render at the end, so one line per epoch is
+    printed instead.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"), TimeElapsedColumn(),
+                   console=out, transient=False, disable=not out.is_terminal)
+    tasks: dict[int, int] = {}
+
+    def on_progress(p) -> None:
+        if p.phase == "val":
+            # COCO reports -1 for object sizes the data has none of: noise in a progress line
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in (p.metrics or {}).items() if v >= 0)
+            bar.console.print(f"[*] epoch {p.epoch}/{p.max_epochs} val: {shown}", highlight=False)
+            return
+        if not out.is_terminal:
+            if p.iter == p.iters_per_epoch:
+                out.print(f"[*] epoch {p.epoch}/{p.max_epochs} train: {p.iter} iterations, "
+                          f"loss {p.loss:.4f}, lr {p.lr:.2e}", highlight=False)
+            return
+        if p.epoch not in tasks:
+            tasks[p.epoch] = bar.add_task("train", total=p.iters_per_epoch, epoch=f"{p.epoch}/{p.max_epochs}",
+                                          loss="-", lr="-")
+        bar.update(tasks[p.epoch], completed=p.iter, loss=f"{p.loss:.4f}" if p.loss is not None else "-",
+                   lr=f"{p.lr:.2e}" if p.lr is not None else "-")
+
+    return bar, on_progress

@@ -1,0 +1,154 @@
+"""``otxlike build --backbone``: put a backbone into a workspace's model.py, adapting its readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otxlike.catalog.shapes import FeatureShapes
+from otxlike.catalog.spec import BackboneSpec
+from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry
+from otxlike.errors import OtxlikeError
+from otxlike.fileio import dump_yaml
+from otxlike.workspace.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """What ``swap_backbone`` did.
+
+    Attributes:
+        spec: The backbone.
+        values: Its argument values as in ``backbone.yaml`` (without ``type``).
+        missing: Required arguments with no value yet; when non-empty model.py was not changed.
+        shapes: Measured output shapes of the backbone (None when ``missing``).
+        edits: ``{consumer: {arg: value}}`` set on the modules reading the backbone.
+        files: Files written.
+        backup: Folder holding the previous versions of overwritten files, if any.
+    """
+
+    spec: BackboneSpec
+    values: dict
+    missing: tuple[str, ...] = ()
+    shapes: FeatureShapes | None = None
+    edits: dict = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+    backup: Path | None = None
+
+
+def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...]) -> str:
+    """The text of ``backbone.yaml``: OTX's ``backbone: {type: ..., ...}`` with guiding comments."""
+    lines = [
+        f"# backbone.yaml: the backbone of this workspace ({spec.name}).",
+        f"# Source: {spec.source}",
+        "# Edit the values, then apply them with: otxlike build --backbone backbone.yaml",
+    ]
+    for arg in spec.required:
+        opts = ", ".join(map(str, arg.options)) if arg.options else "none known: enter a value"
+        lines.append(f"# Required: {arg.name} (options: {opts})")
+    body = dump_yaml({"backbone": {"type": spec.name, **values}}).splitlines()
+    for i, line in enumerate(body):
+        key = line.strip().split(":", 1)[0]
+        if line.startswith("  ") and not line.startswith("   ") and key in missing:
+            body[i] = f"{line}  # REQUIRED: fill this in"
+    return "\n".join(lines + body) + "\n"
+
+
+def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
+    """Parse and check a user's ``backbone.yaml``.
+
+    Raises:
+        OtxlikeError: If the file is missing or not YAML, has no ``backbone.type``, names an unknown
+            backbone, or sets arguments the backbone does not take.
+    """
+    from otxlike.catalog.lookup import get_backbone
+
+    values = read_typed_entry(path, "backbone", " such as mmdet.ResNet",
+                              "otxlike build --backbone <library>.<Name>")
+    spec = get_backbone(values.pop("type"))
+    unknown = [k for k in values if spec.arg(k) is None]
+    if unknown and not spec.accepts_kwargs:
+        raise OtxlikeError(
+            f"{path}: {spec.name} takes no argument {', '.join(map(repr, unknown))}",
+            f"its arguments: {', '.join(a.name for a in spec.args)}",
+        )
+    return spec, values
+
+
+def _old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | None:
+    """Output strides of the backbone now in model.py, or None if it does not build."""
+    from otxlike.catalog.shapes import infer_feature_shapes
+
+    try:
+        return infer_feature_shapes(model["backbone"], scope, input_size).strides
+    except (OtxlikeError, KeyError):
+        return None
+
+
+def swap_backbone(ws: Workspace, target: str) -> SwapResult:
+    """Put a backbone into the workspace.
+
+    Args:
+        ws: The workspace.
+        target: A backbone name (``mmdet.RegNet``) or the path of an edited ``backbone.yaml``.
+
+    With a name, ``backbone.yaml`` is (re)written with every argument; if a required argument
+    has no known option, the result lists it in ``missing`` and model.py is left as it was. With
+    a file, its values are used as they are. Then the backbone is built and measured at the
+    workspace's input size, the consumers of its features are adapted (see
+    :mod:`otxlike.configedit.adapters`), the new model is built and run once, and only then are
+    the files replaced (previous versions go to ``.backup/<time>/``).
+
+    Raises:
+        OtxlikeError: For an unknown backbone, a malformed or incomplete backbone.yaml, a backbone
+            that fails to build or run, or a model that cannot be adapted. Nothing is written then.
+    """
+    from otxlike.catalog.lookup import get_backbone, provider
+    from otxlike.catalog.shapes import infer_feature_shapes
+    from otxlike.catalog.values import default_values, model_values
+    from otxlike.configedit.adapters import plan_channel_edits, plan_stages
+    from otxlike.configedit.source import ConfigSource, add_custom_imports
+
+    ws.load_custom_modules()  # custom.<name> backbones of the workspace
+    is_file = is_yaml_target(target)
+    if is_file:
+        spec, values = read_backbone_yaml(Path(target))
+        missing = tuple(a.name for a in spec.required if values.get(a.name) is None)
+        if missing:
+            raise OtxlikeError(
+                f"{target}: required argument {', '.join(missing)} of {spec.name} is still empty",
+                f"fill it in (see {spec.source}) and run again",
+            )
+    else:
+        spec = get_backbone(target)
+        values, missing = default_values(spec, ws.template.backbone_defaults)
+        if missing:
+            done = commit(ws, [(ws.backbone_yaml, backbone_yaml_text(spec, values, missing))], "backbone.yaml",
+                          {"backbone": spec.name, "missing": list(missing)})
+            return SwapResult(spec, values, missing, files=done.files)
+
+    scope, input_size, model = ws.model_context()
+    lib = provider(spec.library)
+    backbone_cfg = lib.model_cfg(spec, model_values(spec, values))
+    shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
+    stages = plan_stages(model, _old_strides(model, scope, input_size), shapes.strides)
+    if stages.keep is not None:
+        backbone_cfg = lib.select_outputs(spec, backbone_cfg, values, stages.keep)
+        if "out_indices" in backbone_cfg and "out_indices" in values:
+            values = {**values, "out_indices": list(backbone_cfg["out_indices"])}
+        shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
+    edits = plan_channel_edits(model, shapes)
+    for consumer, args in stages.edits.items():
+        edits.setdefault(consumer, {}).update(args)
+
+    source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
+    source.replace(("model", "backbone"), backbone_cfg)
+    for consumer, args in edits.items():
+        for key, value in args.items():
+            source.set_key(("model", *consumer.split(".")), key, value)
+    add_custom_imports(source, lib.custom_imports(spec))  # user code: mmengine's custom_imports
+    writes = [] if is_file else [(ws.backbone_yaml, backbone_yaml_text(spec, values, ()))]
+    writes.append((ws.model_py, source.result()))
+    done = commit(ws, writes, "backbone", {"backbone": spec.name, "channels": list(shapes.channels)},
+                  input_size=input_size, subject="backbone", backbone=spec.name)
+    return SwapResult(spec, values, (), shapes, edits, done.files, done.backup)

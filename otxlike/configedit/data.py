@@ -1,0 +1,98 @@
+"""Data roots of a workspace: a new workspace sized to its data, and ``build --train-data-roots``.
+
+The data decide one value of ``model.py``: every ``num_classes`` of the model becomes the number
+of classes found in the train split. That edit is made at the source level like every other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otxlike.configedit.commit import commit
+from otxlike.configedit.source import ConfigSource
+from otxlike.workspace.templates import Template
+from otxlike.workspace.workspace import (
+    DATA_YAML,
+    BuildResult,
+    Workspace,
+    check_root,
+    data_yaml_text,
+    read_data_yaml,
+    scaffold_workspace,
+    split_classes,
+)
+
+
+def with_num_classes(model_text: str, num_classes: int) -> str:
+    """``model_text`` with every literal ``num_classes`` inside ``model`` set to ``num_classes``.
+
+    A source-level edit (heads keep their comments): ``model.head`` of a classifier,
+    ``model.bbox_head`` of ATSS, ``model.roi_head.{bbox,mask}_head`` of Mask R-CNN,
+    ``model.decode_head`` of an mmseg EncoderDecoder.
+    """
+    source = ConfigSource(model_text)
+    changed = False
+    for path in source.key_paths(("model",), "num_classes"):
+        if source.literal(path) not in (None, num_classes):
+            source.replace(path, num_classes)
+            changed = True
+    return source.result() if changed else model_text
+
+
+def create_workspace(
+    task: str,
+    root: str | Path | None = None,
+    template_id: str | None = None,
+    train_root: str | Path | None = None,
+    val_root: str | Path | None = None,
+) -> BuildResult:
+    """Make a new workspace from a task template, its ``num_classes`` set from the train split.
+
+    Args:
+        task: One of :data:`otxlike.tasks.TASKS`.
+        root: Workspace folder; default ``otxlike-workspace-<TASK>``.
+        template_id: A template of the task; default the task's default template.
+        train_root: Folder of the train split (optional; can be set later). Its data are
+            checked by the template's format and give the number of classes.
+        val_root: Folder of the val split (optional).
+
+    Returns:
+        :class:`~otxlike.workspace.workspace.BuildResult`.
+
+    Raises:
+        OtxlikeError: Unknown task or template, missing or bad data, or ``root`` already exists
+            and is not empty. Nothing is left on disk then.
+    """
+    def size_to_data(staging: Path, template: Template, roots: dict) -> None:
+        if roots.get("train"):
+            classes = split_classes(staging, template.data_format, "train", roots["train"])
+            model_py = staging / "model.py"
+            text = with_num_classes(model_py.read_text(encoding="utf-8"), len(classes))
+            model_py.write_text(text, encoding="utf-8")
+
+    return scaffold_workspace(task, root, template_id, train_root, val_root, prepare=size_to_data)
+
+
+def set_data_roots(ws: Workspace, roots: dict[str, str | Path | None]) -> list[Path]:
+    """Point ``data.yaml`` at new folders (only the splits given); a new train split also sets
+    ``num_classes`` in model.py. Previous versions go to ``.backup/<time>/``.
+
+    Returns:
+        The files written.
+
+    Raises:
+        OtxlikeError: If a folder does not exist or its data fail the format's checks (nothing is
+            written then).
+    """
+    checked = {s: check_root(s, r) for s, r in roots.items() if r is not None}
+    data = read_data_yaml(ws.root)
+    classes = {s: split_classes(ws.root, data.get("format", ""), s, r) for s, r in checked.items()}
+    for split, root in checked.items():
+        data.setdefault(split, {})["data_root"] = root
+    writes = [(ws.root / DATA_YAML, data_yaml_text(data))]
+    if checked.get("train"):
+        text = ws.model_py.read_text(encoding="utf-8")
+        new = with_num_classes(text, len(classes["train"]))
+        if new != text:
+            writes.append((ws.model_py, new))
+    return list(commit(ws, writes, "data", dict(checked)).files)

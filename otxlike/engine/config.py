@@ -1,0 +1,58 @@
+"""The run config: the workspace config with data roots, classes and ``work_dir`` filled in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otxlike.data.formats import get_format
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace
+
+
+def _num_classes(model: dict, path: str = "model"):
+    """Yield ``(path, value)`` of every ``num_classes`` inside the model dict."""
+    for key, value in model.items():
+        if key == "num_classes":
+            yield f"{path}.{key}", value
+        elif isinstance(value, dict):
+            yield from _num_classes(value, f"{path}.{key}")
+
+
+def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
+    """The workspace's merged mmengine ``Config`` with data roots and ``work_dir`` filled in.
+
+    Raises:
+        OtxlikeError: If model.py or data_pipeline.py cannot be loaded, or the data is bad.
+    """
+    cfg = ws.config()
+    fmt = get_format(ws.data().get("format", ""))
+    classes = None
+    for split in splits:
+        loader = cfg.get(f"{split}_dataloader")
+        if loader is None:
+            raise OtxlikeError(f"data_pipeline.py has no {split}_dataloader", "restore it from the template")
+        root = ws.data_root(split)
+        found = fmt.check(root, loader.dataset)
+        if classes is not None and found != classes:
+            raise OtxlikeError(f"{split} classes {found} differ from train classes {classes}",
+                               "every split needs the same classes")
+        classes = found
+        fmt.configure(loader.dataset, cfg.get(f"{split}_evaluator"), root, classes)
+    for path, value in _num_classes(cfg.model):
+        if value != len(classes):
+            raise OtxlikeError(
+                f"model.py has {path}={value} but the data has {len(classes)} classes",
+                f"set num_classes={len(classes)} in model.py, or rerun 'otxlike build --train-data-roots DIR'",
+            )
+    cfg.work_dir = str(run_dir)
+    return cfg
+
+
+def set_epochs(cfg, epochs: int) -> None:
+    """Override ``max_epochs``, and scheduler bounds that were equal to it (``end``, ``T_max``)."""
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = epochs
+    for sched in cfg.get("param_scheduler") or []:
+        for key in ("end", "T_max"):
+            if sched.get(key) == old:
+                sched[key] = epochs

@@ -1,0 +1,65 @@
+"""``otxlike eval``: a checkpoint evaluated on the val or test split with the task's evaluator."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from otxlike.engine.checkpoints import checkpoint_loading
+from otxlike.engine.config import load_config
+from otxlike.engine.hooks import complete_metrics
+from otxlike.engine.runner import RunResult, make_runner, prints_to_log
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.runs import latest_checkpoint, new_run_dir, write_metrics
+from otxlike.workspace.workspace import Workspace
+
+
+def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "val",
+             verbose: bool = False) -> RunResult:
+    """Evaluate a checkpoint on ``split`` (``val`` or ``test``; test falls back to val's folder).
+
+    Args:
+        ws: The workspace.
+        checkpoint: A ``.pth`` file; default: the one :func:`find_checkpoint` picks from
+            ``outputs/latest``.
+        split: Which split of data.yaml to evaluate on.
+        verbose: Also show mmengine's own log lines on the console.
+
+    Returns:
+        :class:`RunResult`; ``metrics`` as the task's evaluator reports them (top-1 accuracy in
+        percent for classification), also written to ``<run_dir>/metrics.json``.
+
+    Raises:
+        OtxlikeError: No checkpoint, a checkpoint that does not fit the model, or bad data.
+    """
+    if split not in ("val", "test"):
+        raise OtxlikeError(f"unknown split '{split}'", "choose val or test")
+    if checkpoint is None:
+        checkpoint = latest_checkpoint(ws)
+        if checkpoint is None:
+            raise OtxlikeError("no trained checkpoint in outputs/latest", "run 'otxlike train' first, or pass --checkpoint")
+    checkpoint = Path(checkpoint).resolve()
+    if not checkpoint.is_file():
+        raise OtxlikeError(f"checkpoint {checkpoint} does not exist", "pass an existing .pth file")
+    guard = checkpoint_loading(checkpoint)
+    start = time.perf_counter()
+    run_dir = new_run_dir(ws, "eval")
+    try:
+        cfg = load_config(ws, run_dir, ("train", split))  # train: the class list to check against
+        if split == "val":
+            cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
+        cfg.load_from = str(checkpoint)
+        runner = make_runner(cfg, verbose)
+        with guard, prints_to_log(runner, verbose):
+            metrics = runner.test()
+    except BaseException as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, (OtxlikeError, KeyboardInterrupt)):
+            raise
+        raise OtxlikeError(f"evaluation of {checkpoint.name} failed: {type(exc).__name__}: {exc}",
+                           "is the checkpoint from this workspace's model?") from exc
+    metrics = complete_metrics(cfg.get("test_evaluator"), metrics)
+    write_metrics(run_dir, metrics, checkpoint)
+    ws.record("eval", {"run": run_dir.name, "checkpoint": str(checkpoint), "metrics": metrics})
+    return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start)

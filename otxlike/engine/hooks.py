@@ -1,0 +1,78 @@
+"""What a run reports while it runs: :class:`Progress` steps through an mmengine hook, and the
+metrics completed where an evaluator leaves them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a run, reported to the ``on_progress`` callback.
+
+    Attributes:
+        phase: ``train`` (after each iteration) or ``val`` (after each validation).
+        epoch: 1-based epoch.
+        max_epochs: Epochs in the run.
+        iter: 1-based iteration within the epoch (train), 0 for val.
+        iters_per_epoch: Iterations per epoch.
+        loss: Training loss of the iteration (train only).
+        lr: Learning rate of the iteration (train only).
+        metrics: Validation metrics (val only), e.g. ``{'accuracy/top1': 97.2}`` (percent).
+    """
+
+    phase: str
+    epoch: int
+    max_epochs: int
+    iter: int
+    iters_per_epoch: int
+    loss: float | None = None
+    lr: float | None = None
+    metrics: dict | None = None
+
+
+def progress_hook(on_progress: Callable[[Progress], None] | None):
+    """An mmengine ``Hook`` that reports each training iteration and validation to ``on_progress``
+    and keeps the last validation metrics in ``last_metrics``."""
+    from mmengine.hooks import Hook
+
+    class ProgressHook(Hook):
+        """Keeps the last validation metrics and reports every step to ``on_progress``."""
+
+        priority = "LOW"
+        last_metrics: dict = {}
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if on_progress is None:
+                return
+            loss = outputs.get("loss") if outputs else None
+            lr = runner.optim_wrapper.get_lr()
+            on_progress(Progress(
+                "train", runner.epoch + 1, runner.max_epochs, batch_idx + 1, len(runner.train_dataloader),
+                float(loss) if loss is not None else None, float(next(iter(lr.values()))[0]),
+            ))
+
+        def after_val_epoch(self, runner, metrics=None):
+            self.last_metrics = complete_metrics(runner.cfg.get("val_evaluator"), metrics or {})
+            if on_progress is not None:
+                on_progress(Progress("val", runner.epoch, runner.max_epochs, 0, len(runner.train_dataloader),
+                                     metrics=self.last_metrics))
+
+    return ProgressHook()
+
+
+def complete_metrics(evaluator: dict | None, metrics: dict) -> dict:
+    """``metrics`` with COCO mAPs set to 0.0 when the model predicted nothing.
+
+    mmdet's ``CocoMetric`` returns no metric at all when no prediction passes the score threshold
+    ("The testing results of the whole dataset is empty", ``mmdet/evaluation/metrics/coco_metric.py``);
+    the average precision of an empty prediction set is 0 (COCO's definition), so that is reported.
+    """
+    metrics = {k: float(v) for k, v in metrics.items()}
+    if not metrics and evaluator and evaluator.get("type") == "CocoMetric":
+        kinds = evaluator.get("metric", "bbox")
+        for kind in [kinds] if isinstance(kinds, str) else kinds:
+            metrics[f"coco/{kind}_mAP"] = 0.0
+            metrics[f"coco/{kind}_mAP_50"] = 0.0
+    return metrics

@@ -1,0 +1,55 @@
+"""Run folders of a workspace: ``outputs/<timestamp>_<verb>/`` (mmengine's ``work_dir``) with the
+run's log, checkpoints and ``metrics.json``; ``outputs/latest`` points at the last training run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from otxlike.fileio import atomic_write_text, timestamp
+from otxlike.workspace.workspace import Workspace
+
+
+def new_run_dir(ws: Workspace, verb: str) -> Path:
+    """A new empty ``outputs/<timestamp>_<verb>[_n]/`` folder."""
+    run_dir = ws.outputs / f"{timestamp()}_{verb}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = ws.outputs / f"{timestamp()}_{verb}_{n}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def point_latest(ws: Workspace, run_dir: Path) -> None:
+    """Make ``outputs/latest`` a relative symlink to ``run_dir`` (replaced atomically)."""
+    tmp = ws.outputs / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, ws.outputs / "latest")
+
+
+def write_metrics(run_dir: Path, metrics: dict, checkpoint: Path | None) -> None:
+    """``<run_dir>/metrics.json``: the metrics (floats) and the checkpoint they belong to."""
+    doc = {"metrics": {k: float(v) for k, v in metrics.items()}, "checkpoint": str(checkpoint) if checkpoint else None}
+    atomic_write_text(run_dir / "metrics.json", json.dumps(doc, indent=2) + "\n")
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint to use from a training run: the best one if saved, else the last one."""
+    best = sorted(run_dir.glob("best_*.pth"))
+    if best:
+        return best[-1]
+    last = run_dir / "last_checkpoint"
+    if last.is_file():
+        path = Path(last.read_text().strip())
+        return path if path.is_absolute() else run_dir / path
+    ckpts = sorted(run_dir.glob("*.pth"), key=lambda p: p.stat().st_mtime)
+    return ckpts[-1] if ckpts else None
+
+
+def latest_checkpoint(ws: Workspace) -> Path | None:
+    """The checkpoint :func:`find_checkpoint` picks from ``outputs/latest``, or None."""
+    latest = ws.outputs / "latest"
+    return find_checkpoint(latest) if latest.is_dir() else None
