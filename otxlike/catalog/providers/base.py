@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 from otxlike.catalog.spec import BackboneSpec
+from otxlike.errors import OtxlikeError
 
 
 @runtime_checkable
@@ -56,3 +59,16 @@ def keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
     network's outputs, narrowed to the outputs at positions ``keep`` of what it returns now."""
     current = cfg.get("out_indices")
     return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+
+
+def require(module: str, library: str, package: str) -> ModuleType:
+    """Import ``module`` of a backbone library.
+
+    Raises:
+        OtxlikeError: If it cannot be imported (the hint installs ``package``).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise OtxlikeError(f"backbone library '{library}' cannot be imported ({exc})",
+                           f"install it with: pip install {package}") from exc

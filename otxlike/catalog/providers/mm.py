@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any
 
 from otxlike.catalog.introspect import class_args
-from otxlike.catalog.providers.base import Provider
+from otxlike.catalog.providers.base import Provider, require
 from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -32,14 +31,8 @@ class MMProvider(Provider):
         self.order = order
 
     def _import(self) -> tuple[Any, Any]:
-        try:
-            backbones = importlib.import_module(f"{self.name}.models.backbones")
-            registry = importlib.import_module(f"{self.name}.registry")
-        except ImportError as exc:
-            raise OtxlikeError(
-                f"backbone library '{self.name}' cannot be imported ({exc})",
-                f"install it with: pip install {self.package}",
-            ) from exc
+        backbones = require(f"{self.name}.models.backbones", self.name, self.package)
+        registry = require(f"{self.name}.registry", self.name, self.package)
         registry.MODELS.import_from_location()
         return backbones, registry.MODELS
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import inspect
 
 from otxlike.catalog.introspect import function_args
-from otxlike.catalog.providers.base import Provider, keep_out_indices
+from otxlike.catalog.providers.base import Provider, keep_out_indices, require
 from otxlike.catalog.spec import BackboneSpec
-from otxlike.errors import OtxlikeError
 
 
 class TimmProvider(Provider):
@@ -28,10 +27,7 @@ class TimmProvider(Provider):
         Raises:
             OtxlikeError: If timm is not installed.
         """
-        try:
-            import timm
-        except ImportError as exc:
-            raise OtxlikeError(f"timm cannot be imported ({exc})", "install it with: pip install timm") from exc
+        timm = require("timm", self.name, self.package)
         out = []
         for model_name in timm.list_models():
             entry = timm.models.model_entrypoint(model_name)

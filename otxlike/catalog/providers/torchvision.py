@@ -5,9 +5,8 @@ from __future__ import annotations
 import inspect
 
 from otxlike.catalog.introspect import function_args
-from otxlike.catalog.providers.base import Provider
+from otxlike.catalog.providers.base import Provider, require
 from otxlike.catalog.spec import BackboneSpec
-from otxlike.errors import OtxlikeError
 
 
 class TorchvisionProvider(Provider):
@@ -24,14 +23,10 @@ class TorchvisionProvider(Provider):
 
     def specs(self) -> list[BackboneSpec]:
         """One spec per model of ``torchvision.models.list_models(module=torchvision.models)``."""
-        try:
-            import torchvision
-            from torchvision.models import get_model_builder, list_models
-        except ImportError as exc:
-            raise OtxlikeError(f"torchvision cannot be imported ({exc})", "install it with: pip install torchvision") from exc
+        models = require("torchvision.models", self.name, self.package)
         out = []
-        for model_name in list_models(module=torchvision.models):
-            builder = get_model_builder(model_name)
+        for model_name in models.list_models(module=models):
+            builder = models.get_model_builder(model_name)
             args, _ = function_args(builder, skip=("progress",))
             out.append(
                 BackboneSpec(
