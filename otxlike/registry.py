@@ -1,4 +1,4 @@
-"""otxlike's child of mmengine's root MODELS registry.
+"""otxlike's children of mmengine's root MODELS and OPTIM_WRAPPERS registries.
 
 mmengine resolves a scoped type such as ``'otxlike.TorchvisionBackbone'`` by importing
 ``otxlike.registry`` and then the registry's ``locations`` (see ``Registry.get`` in
@@ -7,6 +7,7 @@ default scope (mmpretrain, mmdet, mmseg) without ``custom_imports``.
 """
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -15,4 +16,11 @@ MODELS = Registry(
     scope="otxlike",
     locations=["otxlike.models.torchvision_backbone", "otxlike.models.timm_backbone",
                "otxlike.models.custom_backbone", "otxlike.models.necks"],
+)
+
+OPTIM_WRAPPERS = Registry(
+    "optim_wrapper",
+    parent=MMENGINE_OPTIM_WRAPPERS,
+    scope="otxlike",
+    locations=["otxlike.engine.amp"],
 )

@@ -29,7 +29,10 @@ class TaskSpec:
         sample: Which sample writer of :mod:`otxlike.data.digits` makes its data: ``digits``
             (a folder per class) or ``canvases`` (digits pasted on canvases, COCO JSON and label maps).
         metrics: Metric keys as the task's evaluator reports them, the main one first
-            (mmpretrain ``Accuracy``, mmdet ``CocoMetric``, mmseg ``IoUMetric``).
+            (mmpretrain ``Accuracy``, mmdet ``CocoMetric``, mmseg ``IoUMetric``); all of them
+            are higher-is-better.
+        metric_scale: The value of a perfect score of those metrics: 100 (percent: accuracy,
+            mIoU) or 1 (COCO mAP).
         head_key: The key under ``model`` that ``build --head`` swaps, or None if the task has
             no single head to swap.
     """
@@ -40,6 +43,7 @@ class TaskSpec:
     dry_run: str
     sample: str
     metrics: tuple[str, ...]
+    metric_scale: float
     head_key: str | None = None
 
     @property
@@ -72,12 +76,17 @@ class TaskSpec:
         return write_digits_canvases(root, num_train=num_train, num_val=num_val, canvas=size or 128, seed=seed)
 
 
+def _coco(kind: str) -> tuple[str, ...]:
+    """``CocoMetric``'s keys for one kind (``mmdet/evaluation/metrics/coco_metric.py``)."""
+    return tuple(f"coco/{kind}_mAP{s}" for s in ("", "_50", "_75", "_s", "_m", "_l"))
+
+
 TASK_SPECS: dict[str, TaskSpec] = {t.name: t for t in (
-    TaskSpec("classification", "cls", ("imagenet",), "tensor", "digits", ("accuracy/top1",), head_key="head"),
-    TaskSpec("detection", "det", ("coco",), "predict", "canvases", ("coco/bbox_mAP",)),
-    TaskSpec("instance-segmentation", "inst-seg", ("coco",), "predict", "canvases",
-             ("coco/segm_mAP", "coco/bbox_mAP")),
-    TaskSpec("segmentation", "seg", ("mmseg",), "tensor", "canvases", ("mIoU",)),
+    TaskSpec("classification", "cls", ("imagenet",), "tensor", "digits", ("accuracy/top1",), 100, head_key="head"),
+    TaskSpec("detection", "det", ("coco",), "predict", "canvases", _coco("bbox"), 1),
+    TaskSpec("instance-segmentation", "inst-seg", ("coco",), "predict", "canvases", _coco("segm") + _coco("bbox"), 1),
+    # mmseg/evaluation/metrics/iou_metric.py with iou_metrics=['mIoU']
+    TaskSpec("segmentation", "seg", ("mmseg",), "tensor", "canvases", ("mIoU", "aAcc", "mAcc"), 100),
 )}
 """Tasks by name, in the order the CLI lists them."""
 

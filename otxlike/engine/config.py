@@ -47,12 +47,3 @@ def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
     cfg.work_dir = str(run_dir)
     return cfg
 
-
-def set_epochs(cfg, epochs: int) -> None:
-    """Override ``max_epochs``, and scheduler bounds that were equal to it (``end``, ``T_max``)."""
-    old = cfg.train_cfg.max_epochs
-    cfg.train_cfg.max_epochs = epochs
-    for sched in cfg.get("param_scheduler") or []:
-        for key in ("end", "T_max"):
-            if sched.get(key) == old:
-                sched[key] = epochs

@@ -12,7 +12,8 @@ class Progress:
     """One step of a run, reported to the ``on_progress`` callback.
 
     Attributes:
-        phase: ``train`` (after each iteration) or ``val`` (after each validation).
+        phase: ``start`` (once, before the first iteration), ``train`` (after each iteration) or
+            ``val`` (after each validation).
         epoch: 1-based epoch.
         max_epochs: Epochs in the run.
         iter: 1-based iteration within the epoch (train), 0 for val.
@@ -20,6 +21,7 @@ class Progress:
         loss: Training loss of the iteration (train only).
         lr: Learning rate of the iteration (train only).
         metrics: Validation metrics (val only), e.g. ``{'accuracy/top1': 97.2}`` (percent).
+        hparams: The run's effective hyper-parameters (start only).
     """
 
     phase: str
@@ -30,6 +32,7 @@ class Progress:
     loss: float | None = None
     lr: float | None = None
     metrics: dict | None = None
+    hparams: dict | None = None
 
 
 def progress_hook(on_progress: Callable[[Progress], None] | None):

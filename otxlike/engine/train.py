@@ -6,48 +6,61 @@ The workspace config is ``model.py`` merged with ``data_pipeline.py``; the data 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from typing import Callable
 
 from otxlike.engine.checkpoints import checkpoint_loading
-from otxlike.engine.config import load_config, set_epochs
+from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook
+from otxlike.engine.hparams import HParams, apply, check_device, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
-from otxlike.errors import OtxlikeError
+from otxlike.fileio import atomic_write_text, dump_yaml
 from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, write_metrics
-from otxlike.workspace.workspace import Workspace
+from otxlike.workspace.workspace import Workspace, config_scope
 
 
 def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progress], None] | None = None,
-          verbose: bool = False) -> RunResult:
-    """Train the workspace's model on its train split, validating on val after each epoch.
+          verbose: bool = False, hparams: HParams | None = None) -> RunResult:
+    """Train the workspace's model on its train split, validating on val.
 
     Args:
         ws: The workspace.
-        epochs: Override of ``max_epochs`` for this run (must be >= 1).
-        on_progress: Called after every iteration and validation.
+        epochs: Override of ``max_epochs`` for this run (must be >= 1); the same as
+            ``hparams.epochs``, which it replaces when given.
+        on_progress: Called once with the effective hyper-parameters (phase ``start``), then after
+            every iteration and validation.
         verbose: Also show mmengine's own log lines on the console.
+        hparams: Overrides of model.py's training settings for this run
+            (:class:`~otxlike.engine.hparams.HParams`); the effective values are written to
+            ``<run_dir>/hparams.yaml``.
 
     Returns:
         :class:`RunResult` with the best checkpoint (``save_best``) or the last one, and the last
         validation metrics.
 
     Raises:
-        OtxlikeError: Bad config or data (checked before training starts).
+        OtxlikeError: Bad hyper-parameters, config or data (checked before training starts; no
+            run folder is left then).
     """
-    if epochs is not None and epochs < 1:
-        raise OtxlikeError(f"--epochs must be at least 1, got {epochs}")
+    hp = hparams or HParams()
+    if epochs is not None:
+        hp = dataclasses.replace(hp, epochs=epochs)
+    hp.check()
     start = time.perf_counter()
     run_dir = new_run_dir(ws, "train")
     try:
         cfg = load_config(ws, run_dir, ("train", "val"))
-        if epochs is not None:
-            set_epochs(cfg, epochs)
+        apply(cfg, hp, ws.task_spec, config_scope(cfg))
+        used = effective(cfg, hp, check_device(hp))
+        atomic_write_text(run_dir / "hparams.yaml", dump_yaml(used))
         runner = make_runner(cfg, verbose)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    if on_progress is not None:
+        on_progress(Progress("start", 0, used["epochs"], 0, 0, hparams=used))
     hook = progress_hook(on_progress)
     runner.register_hook(hook)
     with checkpoint_loading(), prints_to_log(runner, verbose):
@@ -56,5 +69,5 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     checkpoint = find_checkpoint(run_dir)
     write_metrics(run_dir, metrics, checkpoint)
     point_latest(ws, run_dir)
-    ws.record("train", {"run": run_dir.name, "metrics": metrics})
+    ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
     return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start)

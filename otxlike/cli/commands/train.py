@@ -1,7 +1,8 @@
-"""``otxlike train``: train the workspace's model."""
+"""``otxlike train``: train the workspace's model, with hyper-parameters by flag for one run."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -14,20 +15,47 @@ ORDER = 2
 def train(
     workspace: WorkspaceOpt = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override max_epochs of model.py for this run.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Base learning rate.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training images per batch.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="An optimizer of mmengine's registry (torch's included), "
+                                                         "e.g. AdamW.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="cosine, step, plateau or none.")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Iterations of linear learning-rate warm-up (0: none).")] = None,
+    eval_interval: Annotated[Optional[int], typer.Option(help="Epochs between validations.")] = None,
+    eval_key: Annotated[Optional[str], typer.Option(help="Metric that picks the best checkpoint and that plateau "
+                                                        "and early stopping watch (docs/training.md).")] = None,
+    early_stop: Annotated[Optional[int], typer.Option(help="Stop after this many validations without improvement.")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast, CPU too) or fp16 (CUDA).")] = "fp32",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(help="Random seed of the run.")] = None,
+    cfg_options: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE overrides of any config key "
+                                                                  "(repeat, or several in one quoted value).")] = None,
     verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
 ) -> None:
-    """Train the workspace's model on data.yaml's train split (validating on val)."""
-    from otxlike.cli.render.progress import train_progress
-    from otxlike.cli.render.tables import metrics_table
-    from otxlike.engine.train import train as run_train
-    from otxlike.workspace.workspace import Workspace
+    """Train the workspace's model on data.yaml's train split (validating on val).
+
+    The flags override model.py for this run only; the run folder's hparams.yaml records what
+    was used."""
+    from otxlike.engine.hparams import HParams
 
     out = console()
     with errors():
+        options = tuple(item for value in cfg_options or [] for item in value.split())
+        hp = HParams(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,
+                     warmup=warmup, eval_interval=eval_interval, eval_key=eval_key, early_stop=early_stop,
+                     precision=precision, device=device, seed=seed, cfg_options=options)
+        hp.check()  # before torch is imported
+        if device == "cpu":
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""  # torch must not see the GPU: mmengine uses what it sees
+        from otxlike.cli.render.progress import train_progress
+        from otxlike.cli.render.tables import metrics_table
+        from otxlike.engine.train import train as run_train
+        from otxlike.workspace.workspace import Workspace
+
         ws = Workspace.load(workspace)
         bar, on_progress = train_progress(out)
         with bar:
-            result = run_train(ws, epochs=epochs, on_progress=on_progress, verbose=verbose)
+            result = run_train(ws, on_progress=on_progress, verbose=verbose, hparams=hp)
         out.print(metrics_table(result.metrics, "Validation after training"))
         out.print(f"[*] Run folder: {result.run_dir} ({result.seconds:.1f} s)", highlight=False)
         out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)

@@ -17,6 +17,9 @@ def train_progress(out):
     tasks: dict[int, int] = {}
 
     def on_progress(p) -> None:
+        if p.phase == "start":
+            bar.console.print(hparams_line(p.hparams), highlight=False)
+            return
         if p.phase == "val":
             # COCO reports -1 for object sizes the data has none of: noise in a progress line
             shown = ", ".join(f"{k} {v:.3f}" for k, v in (p.metrics or {}).items() if v >= 0)
@@ -34,3 +37,18 @@ def train_progress(out):
                    lr=f"{p.lr:.2e}" if p.lr is not None else "-")
 
     return bar, on_progress
+
+
+def hparams_line(hp: dict) -> str:
+    """One line with the run's effective hyper-parameters (``hparams.yaml``)."""
+    parts = [f"epochs {hp['epochs']}", f"batch {hp['batch_size']}", f"{hp['optimizer']} lr {hp['lr']:g}",
+             "schedule " + ("+".join(hp["schedulers"]) or "constant")]
+    if hp["warmup_iters"]:
+        parts.append(f"warm-up {hp['warmup_iters']} iters")
+    parts.append(f"eval every {hp['eval_interval']} on {hp['eval_key']}")
+    if hp["early_stop"]:
+        parts.append(f"early stop {hp['early_stop']}")
+    parts += [hp["precision"], hp["device"], f"seed {hp['seed']}"]
+    if hp["cfg_options"]:
+        parts.append("cfg-options " + " ".join(hp["cfg_options"]))
+    return "[*] hparams: " + ", ".join(parts)

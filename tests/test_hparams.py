@@ -1,0 +1,138 @@
+"""Hyper-parameters by flag (``otxlike train --lr ... --cfg-options``): refused up front when bad,
+effective when good (read back from what mmengine built and saved, not from our own config)."""
+
+import math
+
+import pytest
+import torch
+import yaml
+
+from otxlike.data.digits import write_digits_classification
+from otxlike.configedit.data import create_workspace
+from otxlike.engine.hparams import HParams
+from otxlike.engine.train import train
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace
+from tests.conftest import snapshot
+
+
+def _one_error_line(result):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--scheduler", "cosin"], "unknown --scheduler 'cosin' (choose one of: cosine, step, plateau, none)"),
+    (["--optimizer", "AdamX"], "unknown --optimizer 'AdamX' (did you mean Adam"),
+    (["--precision", "fp16"], "--precision fp16 needs a CUDA device"),
+    (["--device", "cuda"], "--device cuda: torch sees no CUDA device here"),
+    (["--eval-key", "coco/bbox_mAP"], "--eval-key 'coco/bbox_mAP' is not a metric of classification (its keys: "
+                                      "accuracy/top1)"),
+    (["--eval-key", "accuracy/top"], "did you mean 'accuracy/top1'?"),
+    (["--cfg-options", "optim_wrapper.optimizer.lr"], "--cfg-options takes KEY=VALUE"),
+])
+def test_bad_values_are_one_line_before_anything_runs(cli, workspace, args, message):
+    if torch.cuda.is_available() and ("fp16" in args or "cuda" in args):
+        pytest.skip("this machine has CUDA")
+    before = snapshot(workspace.root)
+    line = _one_error_line(cli("train", *args, cwd=workspace.root))
+    assert message in line
+    assert snapshot(workspace.root) == before  # no run folder, no history entry
+
+
+def test_plateau_needs_an_epoch_based_loop(cli, workspace):
+    text = workspace.model_py.read_text()
+    text = text.replace("train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)",
+                        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=20, val_interval=10)")
+    workspace.model_py.write_text(text)
+    before = snapshot(workspace.root)
+    assert "--scheduler plateau needs an epoch-based training loop" in _one_error_line(
+        cli("train", "--scheduler", "plateau", cwd=workspace.root))
+    assert snapshot(workspace.root) == before
+
+
+def test_cpu_bf16_wrapper_autocasts_the_forward_only():
+    from mmengine.optim import build_optim_wrapper
+
+    import otxlike.engine.amp  # noqa: F401  registers otxlike.CPUBF16OptimWrapper
+
+    model = torch.nn.Linear(4, 2)
+    wrapper = build_optim_wrapper(model, dict(type="otxlike.CPUBF16OptimWrapper",
+                                              optimizer=dict(type="SGD", lr=0.1)))
+    x = torch.ones(3, 4)
+    with wrapper.optim_context(model):
+        assert model(x).dtype == torch.bfloat16
+    assert model(x).dtype == torch.float32 and model.weight.dtype == torch.float32
+
+
+#: With a learning rate of 1e-12 and BatchNorm statistics frozen (norm_eval), the model does not change
+#: from epoch to epoch: no validation improves on the first.
+FROZEN = ("model.backbone.norm_eval=True",)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A classification workspace on 3 digits per class (2 train / 1 val each)."""
+    ds = write_digits_classification(tmp_path / "digits", limit=3)
+    return Workspace.load(create_workspace("classification", tmp_path / "ws", train_root=ds.train_root,
+                                           val_root=ds.val_root).root)
+
+
+def _checkpoint(run):
+    from otxlike.engine.checkpoints import checkpoint_loading
+
+    with checkpoint_loading():
+        return torch.load(run.run_dir / "epoch_{}.pth".format(run_epochs(run)), map_location="cpu")
+
+
+def run_epochs(run) -> int:
+    return yaml.safe_load((run.run_dir / "hparams.yaml").read_text())["epochs"]
+
+
+@pytest.mark.slow
+def test_optimizer_lr_schedule_batch_and_cfg_options_reach_the_optimizer(tiny):
+    seen = []
+    hp = HParams(optimizer="AdamW", lr=0.002, scheduler="step", warmup=2, batch_size=4, seed=1,
+                 cfg_options=("optim_wrapper.optimizer.weight_decay=0.003",))
+    run = train(tiny, epochs=3, hparams=hp, on_progress=seen.append)
+    assert seen[0].phase == "start" and seen[0].hparams["optimizer"] == "AdamW"
+    assert {p.iters_per_epoch for p in seen if p.phase == "train"} == {math.ceil(20 / 4)}  # 20 images, batch 4
+    group = _checkpoint(run)["optimizer"]["param_groups"][0]
+    assert "amsgrad" in group and group["betas"] == (0.9, 0.999)  # torch.optim.AdamW's own keys
+    assert group["weight_decay"] == 0.003 and group["initial_lr"] == 0.002
+    # mmdet's 1x steps at 8/12 and 11/12 of the run: in 3 epochs both fall on epoch 2 (the last
+    # epoch has no step after it), so epoch 3 runs at a tenth of the base lr
+    assert group["lr"] == pytest.approx(0.002 * 0.1)
+    saved = yaml.safe_load((run.run_dir / "hparams.yaml").read_text())
+    assert saved["schedulers"] == ["LinearLR", "MultiStepLR"] and saved["warmup_iters"] == 2
+    assert saved["cfg_options"] == ["optim_wrapper.optimizer.weight_decay=0.003"]
+
+
+@pytest.mark.slow
+def test_early_stop_ends_the_run_when_the_eval_key_stops_improving(tiny):
+    seen = []
+    run = train(tiny, epochs=6, hparams=HParams(lr=1e-12, eval_key="accuracy/top1", early_stop=1,
+                                                cfg_options=FROZEN), on_progress=seen.append)
+    assert [p.epoch for p in seen if p.phase == "val"] == [1, 2]
+    assert run.checkpoint.name.startswith("best_accuracy_top1_epoch_1")
+
+
+@pytest.mark.slow
+def test_plateau_divides_the_lr_after_patience_validations_without_improvement(tiny):
+    run = train(tiny, epochs=4, hparams=HParams(lr=1e-12, scheduler="plateau", cfg_options=FROZEN))
+    # ReduceOnPlateauLR(patience=2): epochs 2, 3 and 4 do not improve on epoch 1 -> x0.1 after epoch 4
+    assert _checkpoint(run)["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-13)
+
+
+@pytest.mark.slow
+def test_bf16_trains_on_the_cpu(tiny):
+    run = train(tiny, epochs=1, hparams=HParams(precision="bf16"))
+    assert run.checkpoint.is_file() and "accuracy/top1" in run.metrics
+    assert yaml.safe_load((run.run_dir / "hparams.yaml").read_text())["precision"] == "bf16"
+    config = next(run.run_dir.glob("*/vis_data/config.py")).read_text()
+    assert "otxlike.CPUBF16OptimWrapper" in config
