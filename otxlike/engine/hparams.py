@@ -21,6 +21,7 @@ from otxlike.tasks import TaskSpec
 SCHEDULERS = ("cosine", "step", "plateau", "none")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+WEIGHTS = ("auto", "none", "required")  # otxlike.engine.weights.MODES
 #: Multi-step decay points as fractions of the run: mmdet's 1x schedule decays at epochs 8 and 11 of
 #: 12 (``mmdet/configs/_base_/schedules/schedule_1x.py``).
 STEP_MILESTONES = (8 / 12, 11 / 12)
@@ -52,6 +53,10 @@ class HParams:
         device: ``auto``, ``cpu`` or ``cuda``.
         seed: ``randomness.seed``.
         cfg_options: mmengine ``KEY=VALUE`` overrides of any config key, applied last.
+        weights: What to do with the model's pretrained checkpoints (``init_cfg`` of type
+            ``Pretrained``): ``auto`` (load them; one that cannot be had is dropped with a
+            warning), ``none`` (train from random weights), ``required`` (fail without them).
+            See :mod:`otxlike.engine.weights`.
     """
 
     epochs: int | None = None
@@ -67,6 +72,7 @@ class HParams:
     device: str = "auto"
     seed: int | None = None
     cfg_options: tuple[str, ...] = field(default_factory=tuple)
+    weights: str = "auto"
 
     def check(self) -> None:
         """Refuse out-of-range numbers and unknown names, before anything is built.
@@ -81,7 +87,7 @@ class HParams:
                 raise OtxlikeError(f"{flag} must be at least {low}, got {value}")
         if self.lr is not None and not self.lr > 0:
             raise OtxlikeError(f"--lr must be a positive number, got {self.lr}")
-        for flag, value, choices in (("--scheduler", self.scheduler, SCHEDULERS),
+        for flag, value, choices in (("--scheduler", self.scheduler, SCHEDULERS), ("--weights", self.weights, WEIGHTS),
                                      ("--precision", self.precision, PRECISIONS), ("--device", self.device, DEVICES)):
             if value is not None and value not in choices:
                 raise OtxlikeError(f"unknown {flag} '{value}'", f"choose one of: {', '.join(choices)}")
@@ -274,9 +280,10 @@ def _merge_options(cfg, options: tuple[str, ...]) -> None:
                            "give dotted keys of model.py / data_pipeline.py") from exc
 
 
-def effective(cfg, hp: HParams, device: str) -> dict:
+def effective(cfg, hp: HParams, device: str, weights=()) -> dict:
     """What the run uses, read back from the final config (for ``hparams.yaml`` and the first line
-    of ``otxlike train``)."""
+    of ``otxlike train``); ``weights`` are the :class:`~otxlike.engine.weights.WeightsStatus`
+    of its pretrained checkpoints."""
     optimizer = cfg.optim_wrapper.optimizer
     checkpoint = (cfg.get("default_hooks") or {}).get("checkpoint", {})
     early = next((h for h in cfg.get("custom_hooks") or [] if h.get("type") == "EarlyStoppingHook"), None)
@@ -294,4 +301,5 @@ def effective(cfg, hp: HParams, device: str) -> dict:
         "device": device,
         "seed": (cfg.get("randomness") or {}).get("seed"),
         "cfg_options": list(hp.cfg_options),
+        "weights": [w.to_json() for w in weights],
     }

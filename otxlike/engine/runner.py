@@ -21,12 +21,15 @@ class RunResult:
         checkpoint: The checkpoint written (train) or evaluated (eval).
         metrics: Final metrics (validation after the last epoch, or the eval pass).
         seconds: Wall time of the run.
+        weights: :class:`~otxlike.engine.weights.WeightsStatus` of each pretrained checkpoint
+            (train only).
     """
 
     run_dir: Path
     checkpoint: Path | None
     metrics: dict
     seconds: float
+    weights: tuple = ()
 
 
 def make_runner(cfg, verbose: bool):

@@ -16,6 +16,7 @@ from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook
 from otxlike.engine.hparams import HParams, apply, check_device, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
+from otxlike.engine.weights import preflight
 from otxlike.fileio import atomic_write_text, dump_yaml
 from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, write_metrics
 from otxlike.workspace.workspace import Workspace, config_scope
@@ -29,16 +30,17 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         ws: The workspace.
         epochs: Override of ``max_epochs`` for this run (must be >= 1); the same as
             ``hparams.epochs``, which it replaces when given.
-        on_progress: Called once with the effective hyper-parameters (phase ``start``), then after
-            every iteration and validation.
+        on_progress: Called once with the effective hyper-parameters and the fate of the
+            pretrained weights (phase ``start``), then after every iteration and validation.
         verbose: Also show mmengine's own log lines on the console.
         hparams: Overrides of model.py's training settings for this run
             (:class:`~otxlike.engine.hparams.HParams`); the effective values are written to
             ``<run_dir>/hparams.yaml``.
 
     Returns:
-        :class:`RunResult` with the best checkpoint (``save_best``) or the last one, and the last
-        validation metrics.
+        :class:`RunResult` with the best checkpoint (``save_best``) or the last one, the last
+        validation metrics and what became of the pretrained weights (also in ``metrics.json``:
+        ``weights`` maps each module to its checkpoint, or null for random initialisation).
 
     Raises:
         OtxlikeError: Bad hyper-parameters, config or data (checked before training starts; no
@@ -53,7 +55,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     try:
         cfg = load_config(ws, run_dir, ("train", "val"))
         apply(cfg, hp, ws.task_spec, config_scope(cfg))
-        used = effective(cfg, hp, check_device(hp))
+        weights = preflight(cfg.model, hp.weights)
+        used = effective(cfg, hp, check_device(hp), weights)
         atomic_write_text(run_dir / "hparams.yaml", dump_yaml(used))
         runner = make_runner(cfg, verbose)
     except BaseException:
@@ -67,7 +70,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         runner.train()
     metrics = hook.last_metrics
     checkpoint = find_checkpoint(run_dir)
-    write_metrics(run_dir, metrics, checkpoint)
+    write_metrics(run_dir, metrics, checkpoint, weights={w.where: w.checkpoint if w.loaded else None
+                                                         for w in weights})
     point_latest(ws, run_dir)
     ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
-    return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start)
+    return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights))

@@ -30,9 +30,11 @@ def point_latest(ws: Workspace, run_dir: Path) -> None:
     os.replace(tmp, ws.outputs / "latest")
 
 
-def write_metrics(run_dir: Path, metrics: dict, checkpoint: Path | None) -> None:
-    """``<run_dir>/metrics.json``: the metrics (floats) and the checkpoint they belong to."""
-    doc = {"metrics": {k: float(v) for k, v in metrics.items()}, "checkpoint": str(checkpoint) if checkpoint else None}
+def write_metrics(run_dir: Path, metrics: dict, checkpoint: Path | None, **extra) -> None:
+    """``<run_dir>/metrics.json``: the metrics (floats), the checkpoint they belong to, and
+    ``extra`` fields (e.g. ``weights``: which pretrained checkpoint each module started from)."""
+    doc = {"metrics": {k: float(v) for k, v in metrics.items()}, "checkpoint": str(checkpoint) if checkpoint else None,
+           **extra}
     atomic_write_text(run_dir / "metrics.json", json.dumps(doc, indent=2) + "\n")
 
 

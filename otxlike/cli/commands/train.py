@@ -28,6 +28,8 @@ def train(
     precision: Annotated[str, typer.Option(help="fp32, bf16 (autocast, CPU too) or fp16 (CUDA).")] = "fp32",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[Optional[int], typer.Option(help="Random seed of the run.")] = None,
+    weights: Annotated[str, typer.Option(help="Pretrained weights of model.py: auto (load them, or warn and train from "
+                                              "random weights when they cannot be had), none, or required.")] = "auto",
     cfg_options: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE overrides of any config key "
                                                                   "(repeat, or several in one quoted value).")] = None,
     verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
@@ -43,7 +45,7 @@ def train(
         options = tuple(item for value in cfg_options or [] for item in value.split())
         hp = HParams(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,
                      warmup=warmup, eval_interval=eval_interval, eval_key=eval_key, early_stop=early_stop,
-                     precision=precision, device=device, seed=seed, cfg_options=options)
+                     precision=precision, device=device, seed=seed, cfg_options=options, weights=weights)
         hp.check()  # before torch is imported
         if device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # torch must not see the GPU: mmengine uses what it sees

@@ -19,6 +19,8 @@ def train_progress(out):
     def on_progress(p) -> None:
         if p.phase == "start":
             bar.console.print(hparams_line(p.hparams), highlight=False)
+            for line in weights_lines(p.hparams["weights"]):
+                bar.console.print(line, highlight=False)
             return
         if p.phase == "val":
             # COCO reports -1 for object sizes the data has none of: noise in a progress line
@@ -52,3 +54,20 @@ def hparams_line(hp: dict) -> str:
     if hp["cfg_options"]:
         parts.append("cfg-options " + " ".join(hp["cfg_options"]))
     return "[*] hparams: " + ", ".join(parts)
+
+
+def weights_lines(weights: list[dict]) -> list[str]:
+    """One line per pretrained checkpoint: loaded, or the warning that the run starts from random
+    weights (with the URL and the cache file that would make it load)."""
+    lines = []
+    for w in weights:
+        if w["loaded"]:
+            lines.append(f"[*] weights of {w['module']}: {w['checkpoint']}")
+        elif w["reason"] is None:
+            lines.append(f"[*] weights of {w['module']}: random initialisation (--weights none)")
+        else:
+            url = "it" if w["url"] == w["checkpoint"] else w["url"]
+            source = f"download {url} to {w['cache']}" if w["url"] else f"restore {w['cache']}"
+            lines.append(f"[!] warning: could not load the weights {w['checkpoint']} of {w['module']} "
+                         f"({w['reason']}); training from random weights. To use them, {source}")
+    return lines

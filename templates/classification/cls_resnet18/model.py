@@ -15,7 +15,14 @@ model = dict(
         depth=18,
         num_stages=4,
         out_indices=(3, ),
-        style='pytorch'),
+        style='pytorch',
+        # ImageNet weights from mmpretrain's model zoo (configs/resnet/metafile.yml,
+        # resnet18_8xb32_in1k); `otxlike train --weights none` trains from random weights.
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/resnet/'
+            'resnet18_8xb32_in1k_20210831-fbbb1da6.pth',
+            prefix='backbone')),
     # otxlike's GlobalAveragePooling is mmpretrain's, also taking the list of maps that some
     # mmdet/mmseg backbones (Swin, PVT, ...) return.
     neck=dict(type='otxlike.GlobalAveragePooling'),

@@ -20,7 +20,10 @@ model = dict(
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
-        style='pytorch'),
+        style='pytorch',
+        # ImageNet weights of torchvision's ResNet-18, as mmdet's configs load them;
+        # `otxlike train --weights none` trains from random weights.
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')),
     neck=dict(
         type='FPN',
         in_channels=[64, 128, 256, 512],

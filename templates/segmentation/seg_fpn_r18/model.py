@@ -25,7 +25,10 @@ model = dict(
         norm_cfg=norm_cfg,
         norm_eval=False,
         style='pytorch',
-        contract_dilation=True),
+        contract_dilation=True,
+        # ImageNet weights of ResNetV1c-18 (mmseg's configs/_base_/models: open-mmlab://resnet18_v1c);
+        # `otxlike train --weights none` trains from random weights.
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet18_v1c')),
     neck=dict(
         type='FPN',
         in_channels=[64, 128, 256, 512],

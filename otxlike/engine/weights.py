@@ -1,0 +1,153 @@
+"""Pretrained weights of a run: found before training, loaded by mmengine, never dropped silently.
+
+Templates start their backbone from the weights its library publishes, through mmengine's own
+``init_cfg=dict(type='Pretrained', checkpoint=...)`` (``mmengine/model/weight_init.py``,
+``PretrainedInit``) and ``CheckpointLoader`` schemes (``mmengine/runner/checkpoint.py``):
+``torchvision://NAME``, ``open-mmlab://NAME``, ``http(s)://...`` or a local file. Remote files
+are fetched by ``torch.hub.load_state_dict_from_url`` into ``<torch hub dir>/checkpoints/``.
+
+Before a run is built, :func:`preflight` loads every ``Pretrained`` checkpoint of the model once
+with that same loader (so the file lands in the cache and the Runner's own load is a cache hit).
+One that cannot be had (no network, a missing file) is either dropped with a
+:class:`WeightsStatus` that the CLI prints as one warning line (``weights='auto'``) or refused
+(``weights='required'``); ``weights='none'`` drops them all on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from otxlike.errors import OtxlikeError
+
+MODES = ("auto", "none", "required")
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """What became of one ``Pretrained`` checkpoint of the model.
+
+    Attributes:
+        where: Dotted path of the module it initialises, e.g. ``model.backbone``.
+        checkpoint: As written in the config, e.g. ``torchvision://resnet18``.
+        url: The http(s) URL it resolves to, or None for a local file.
+        cache: The local file it is read from (the hub cache for a URL).
+        loaded: True if the run starts from it.
+        reason: Why not, in one line (None when loaded or dropped by ``weights='none'``).
+    """
+
+    where: str
+    checkpoint: str
+    url: str | None
+    cache: Path
+    loaded: bool
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return {"module": self.where, "checkpoint": self.checkpoint, "url": self.url, "cache": str(self.cache),
+                "loaded": self.loaded, "reason": self.reason}
+
+
+def resolve(checkpoint: str) -> tuple[str | None, Path]:
+    """The URL and the local file of a checkpoint name, as mmengine's loaders resolve them.
+
+    ``torchvision://NAME`` maps through ``get_torchvision_models()``, ``open-mmlab://NAME``
+    through ``get_external_models()`` (``mmengine/runner/checkpoint.py``); a URL is cached by
+    ``torch.hub.load_state_dict_from_url`` as ``<torch.hub.get_dir()>/checkpoints/<file name>``.
+
+    Raises:
+        OtxlikeError: If a ``torchvision://`` or ``open-mmlab://`` name is unknown to mmengine.
+    """
+    import torch
+    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models, get_torchvision_models
+
+    url = checkpoint
+    for prefix, table in (("torchvision://", get_torchvision_models), ("open-mmlab://", get_external_models),
+                          ("openmmlab://", get_external_models)):
+        if checkpoint.startswith(prefix):
+            name = checkpoint[len(prefix):]
+            if prefix != "torchvision://":
+                name = get_deprecated_model_names().get(name, name)
+            urls = table()
+            if name not in urls:
+                raise OtxlikeError(f"mmengine knows no checkpoint '{checkpoint}'",
+                                   "give a URL or a local .pth file instead")
+            url = urls[name]
+    if not url.startswith(("http://", "https://")):
+        return None, Path(os.path.expanduser(url))
+    return url, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _pretrained(node, path: str):
+    """``(path, owner, position)`` of every ``Pretrained`` init_cfg under a model config node:
+    ``owner["init_cfg"]`` is it (``position`` None) or holds it at ``position`` (a list)."""
+    if isinstance(node, dict):
+        init = node.get("init_cfg")
+        for i, cfg in enumerate(init if isinstance(init, list) else [init]):
+            if isinstance(cfg, dict) and cfg.get("type") == "Pretrained" and cfg.get("checkpoint"):
+                yield path, node, i if isinstance(init, list) else None
+        for key, value in node.items():
+            if key != "init_cfg":
+                yield from _pretrained(value, f"{path}.{key}")
+
+
+def _try_load(checkpoint: str) -> str | None:
+    """Load ``checkpoint`` with mmengine's ``CheckpointLoader`` (downloading it into the cache if
+    need be); None if it loads, else the reason in one line. torch.hub's download messages are
+    kept off the console."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from otxlike.engine.checkpoints import checkpoint_loading
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), \
+                checkpoint_loading():
+            CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+    except OtxlikeError as exc:
+        return str(exc)
+    except Exception as exc:  # URLError (no network), FileNotFoundError, a corrupt file, ...
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def preflight(model: dict, mode: str = "auto") -> list[WeightsStatus]:
+    """Make sure every ``Pretrained`` checkpoint of ``model`` can be loaded, or drop it.
+
+    Args:
+        model: The run config's ``model`` (an mmengine ``ConfigDict``), changed in place: a
+            checkpoint that is not loaded has its ``init_cfg`` removed.
+        mode: ``auto`` (drop unreachable ones; the statuses say so), ``none`` (drop them all),
+            ``required`` (raise instead of dropping).
+
+    Returns:
+        One :class:`WeightsStatus` per checkpoint.
+
+    Raises:
+        OtxlikeError: An unknown mode; with ``required``, a checkpoint that cannot be loaded
+            (the message names the URL and the cache file to put it in).
+    """
+    if mode not in MODES:
+        raise OtxlikeError(f"unknown --weights '{mode}'", f"choose one of: {', '.join(MODES)}")
+    statuses, dropped = [], []
+    for where, owner, position in list(_pretrained(model, "model")):
+        init = owner["init_cfg"]
+        checkpoint = (init if position is None else init[position])["checkpoint"]
+        url, cache = resolve(checkpoint)
+        reason = None if mode == "none" else _try_load(checkpoint)
+        loaded = mode != "none" and reason is None
+        if not loaded:
+            if mode == "required":
+                raise OtxlikeError(f"cannot load the weights {checkpoint} of {where} ({reason})",
+                                   f"put the file at {cache}" + (f" (from {url})" if url else ""))
+            dropped.append((owner, position))
+        statuses.append(WeightsStatus(where, checkpoint, url, cache, loaded, reason))
+    for owner, position in reversed(dropped):  # the module keeps its own initialisation
+        if position is None:
+            owner["init_cfg"] = None
+        else:
+            owner["init_cfg"] = [cfg for i, cfg in enumerate(owner["init_cfg"]) if i != position]
+    return statuses
