@@ -30,7 +30,8 @@ def test_index_round_trips_the_live_specs(library):
     assert hit_again
     assert [s.name for s in again] == [s.name for s in live]
     for old, new in zip(live, again):
-        assert (new.library, new.source, new.accepts_kwargs) == (old.library, old.source, old.accepts_kwargs)
+        assert (new.library, new.source, new.accepts_kwargs, new.weights) == \
+               (old.library, old.source, old.accepts_kwargs, old.weights)
         assert [(a.name, a.options, a.inherited, a.annotation, a.doc) for a in new.args] == \
                [(a.name, a.options, a.inherited, a.annotation, a.doc) for a in old.args], old.name
         assert [a.default for a in new.args] == [_expected(a) for a in old.args], old.name

@@ -118,3 +118,81 @@ def test_required_weights_fail_before_training(tiny, hub, cli):
                  f"model.backbone.init_cfg.checkpoint={UNREACHABLE}", cwd=tiny.root)
     assert result.exit_code == 2 and "cannot load the weights http://127.0.0.1:9/resnet18.pth" in result.output
     assert snapshot(tiny.root) == before
+
+
+@pytest.mark.parametrize("package, config, library", [
+    ("mmdet", "_base_/models/retinanet_r50_fpn.py", "mmdet"),
+    ("mmdet", "regnet/faster-rcnn_regnetx-3.2GF_fpn_1x_coco.py", "mmdet"),
+    ("mmseg", "_base_/models/fpn_r50.py", "mmseg"),
+])
+def test_published_weights_are_the_ones_the_library_configs_load(package, config, library):
+    """The libraries' own configs name the ImageNet checkpoint of their backbone (``init_cfg`` of
+    the backbone, or mmseg's ``model.pretrained``): ``build --backbone`` picks the same one."""
+    import importlib
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from otxlike.catalog.lookup import get_backbone, provider
+
+    root = Path(importlib.import_module(package).__file__).parent / ".mim" / "configs"
+    model = Config.fromfile(str(root / config)).model
+    backbone = model.backbone.to_dict()
+    expected = (backbone.get("init_cfg") or {}).get("checkpoint") or model.get("pretrained")
+    spec = get_backbone(f"{library}.{backbone.pop('type')}")
+    assert provider(library).pretrained(spec, backbone)["checkpoint"] == expected
+
+
+def test_find_says_which_backbones_have_weights(cli):
+    doc = json.loads(cli("find", "--backbone", "mmdet,torchvision", "--json").output)
+    weights = {b["name"]: b["weights"] for b in doc["backbones"]}
+    assert weights["mmdet.ResNet"] == "torchvision://resnet18" and weights["mmdet.HRNet"] is None
+    assert weights["torchvision.resnet18"] == "torchvision://resnet18.default"
+    table = cli("find", "--backbone", "mmdet").output
+    assert "Weights" in next(line for line in table.splitlines() if "Index" in line)
+
+
+def test_swapped_torchvision_backbone_starts_from_torchvision_weights(workspace, hub):
+    """``build --backbone torchvision.resnet18`` names torchvision's DEFAULT weights; the wrapper
+    loads the file torchvision's URL caches to into the feature extractor."""
+    import torchvision
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+    from torchvision.models import ResNet18_Weights
+
+    from otxlike.configedit.backbone import swap_backbone
+
+    result = swap_backbone(workspace, "torchvision.resnet18")
+    init = Config.fromfile(str(workspace.model_py)).model.backbone.init_cfg
+    assert init.checkpoint == "torchvision://resnet18.default" == result.weights["checkpoint"]
+    reference = torchvision.models.resnet18()
+    cache = hub / "checkpoints" / ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+    cache.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache)
+    module = MODELS.build(Config.fromfile(str(workspace.model_py)).model.backbone)
+    module.init_weights()
+    loaded = dict(module.body.named_parameters())  # create_feature_extractor keeps torchvision's names
+    assert torch.equal(loaded["layer3.1.conv1.weight"], reference.layer3[1].conv1.weight)
+
+
+def test_another_workspaces_checkpoint_starts_a_backbone(workspace, tmp_path, cli):
+    """A checkpoint written by otxlike train holds the whole model (``backbone.*``, ``head.*``):
+    its backbone part is taken (``prefix='backbone'``); weights of another backbone are refused."""
+    from mmengine.config import Config
+    from mmpretrain.models import ResNet
+
+    from tests.conftest import snapshot
+
+    path = tmp_path / "best_accuracy_top1_epoch_5.pth"
+    state = {f"backbone.{k}": v for k, v in ResNet(depth=18, out_indices=(3,)).state_dict().items()}
+    torch.save({"state_dict": {**state, "head.fc.weight": torch.zeros(10, 512)}, "meta": {}}, path)
+    result = cli("build", "--backbone", "mmdet.ResNet", "--weights", path, cwd=workspace.root)
+    assert result.exit_code == 0, result.output
+    init = Config.fromfile(str(workspace.model_py)).model.backbone.init_cfg
+    assert (init.checkpoint, init.prefix) == (str(path), "backbone")
+    before = snapshot(workspace.root)
+    result = cli("build", "--backbone", "mmdet.RegNet", "--weights", path, cwd=workspace.root)
+    assert result.exit_code == 2 and "hold none of the backbone's" in result.output
+    result = cli("build", "--weights", tmp_path / "missing.pth", cwd=workspace.root)
+    assert result.exit_code == 2 and "cannot load the weights" in result.output
+    assert snapshot(workspace.root) == before

@@ -22,7 +22,7 @@ from otxlike.stack import CORE, versions
 
 #: Distributions whose versions key every library's index (besides the library's own).
 STACK = ("otxlike", *CORE)
-FORMAT = 3  # bump when the JSON layout changes
+FORMAT = 4  # bump when the JSON layout changes
 
 
 class Repr:
@@ -81,6 +81,7 @@ def spec_to_json(spec: BackboneSpec) -> dict:
 
     return {
         "name": spec.name, "library": spec.library, "source": spec.source, "accepts_kwargs": spec.accepts_kwargs,
+        "weights": spec.weights,
         "args": [{"name": a.name, "options": list(a.options), "inherited": a.inherited, "annotation": a.annotation,
                   "doc": a.doc, **default(a)} for a in spec.args],
     }
@@ -96,7 +97,7 @@ def _decode(doc: dict) -> BackboneSpec:
         else:
             default = a["default"]
         args.append(ArgSpec(a["name"], default, tuple(a["options"]), a["inherited"], a["annotation"], a["doc"]))
-    return BackboneSpec(doc["name"], doc["library"], doc["source"], tuple(args), doc["accepts_kwargs"])
+    return BackboneSpec(doc["name"], doc["library"], doc["source"], tuple(args), doc["accepts_kwargs"], doc["weights"])
 
 
 def indexed_backbones(provider: Provider) -> tuple[tuple[BackboneSpec, ...], bool]:

@@ -46,6 +46,8 @@ class BackboneSpec:
         source: Source file of the class or builder function (for the user to read).
         args: Constructor arguments in signature order, own parameters first.
         accepts_kwargs: True if the constructor takes ``**kwargs`` beyond ``args``.
+        weights: The published pretrained checkpoint for the default arguments (an mmengine
+            checkpoint name such as ``torchvision://resnet18``), or None if the library has none.
     """
 
     name: str
@@ -53,6 +55,7 @@ class BackboneSpec:
     source: str
     args: tuple[ArgSpec, ...] = field(default_factory=tuple)
     accepts_kwargs: bool = False
+    weights: str | None = None
 
     @property
     def short_name(self) -> str:

@@ -12,6 +12,10 @@ from otxlike.errors import OtxlikeError
 from otxlike.fileio import dump_yaml
 from otxlike.workspace.workspace import Workspace
 
+#: The key of backbone.yaml (and the builder argument of torchvision models) that says where the
+#: backbone's weights come from; otxlike handles it, it is not passed to the class.
+WEIGHTS_KEY = "weights"
+
 
 @dataclass(frozen=True)
 class SwapResult:
@@ -25,6 +29,7 @@ class SwapResult:
         edits: ``{consumer: {arg: value}}`` set on the modules reading the backbone.
         files: Files written.
         backup: Folder holding the previous versions of overwritten files, if any.
+        weights: The backbone's ``init_cfg`` (pretrained checkpoint) as written, or None.
     """
 
     spec: BackboneSpec
@@ -34,19 +39,24 @@ class SwapResult:
     edits: dict = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     backup: Path | None = None
+    weights: dict | None = None
 
 
-def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...]) -> str:
-    """The text of ``backbone.yaml``: OTX's ``backbone: {type: ..., ...}`` with guiding comments."""
+def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...], weights: str = "auto") -> str:
+    """The text of ``backbone.yaml``: OTX's ``backbone: {type: ..., ...}`` with guiding comments;
+    ``weights`` (not an argument of the class) says where the backbone starts from."""
     lines = [
         f"# backbone.yaml: the backbone of this workspace ({spec.name}).",
         f"# Source: {spec.source}",
         "# Edit the values, then apply them with: otxlike build --backbone backbone.yaml",
+        "# weights: auto (the library's published weights"
+        + (f": {spec.weights} for the default arguments" if spec.weights else "; it publishes none")
+        + "), none, or a checkpoint path / URL",
     ]
     for arg in spec.required:
         opts = ", ".join(map(str, arg.options)) if arg.options else "none known: enter a value"
         lines.append(f"# Required: {arg.name} (options: {opts})")
-    body = dump_yaml({"backbone": {"type": spec.name, **values}}).splitlines()
+    body = dump_yaml({"backbone": {"type": spec.name, "weights": weights, **values}}).splitlines()
     for i, line in enumerate(body):
         key = line.strip().split(":", 1)[0]
         if line.startswith("  ") and not line.startswith("   ") and key in missing:
@@ -54,8 +64,9 @@ def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...
     return "\n".join(lines + body) + "\n"
 
 
-def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
-    """Parse and check a user's ``backbone.yaml``.
+def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict, str]:
+    """Parse and check a user's ``backbone.yaml``: the backbone, its argument values, and its
+    ``weights`` choice (``auto`` when absent, ``none`` for null).
 
     Raises:
         OtxlikeError: If the file is missing or not YAML, has no ``backbone.type``, names an unknown
@@ -66,13 +77,15 @@ def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict]:
     values = read_typed_entry(path, "backbone", " such as mmdet.ResNet",
                               "otxlike build --backbone <library>.<Name>")
     spec = get_backbone(values.pop("type"))
+    weights = values.pop(WEIGHTS_KEY, "auto")
+    weights = "none" if weights is None else str(weights)
     unknown = [k for k in values if spec.arg(k) is None]
     if unknown and not spec.accepts_kwargs:
         raise OtxlikeError(
             f"{path}: {spec.name} takes no argument {', '.join(map(repr, unknown))}",
             f"its arguments: {', '.join(a.name for a in spec.args)}",
         )
-    return spec, values
+    return spec, values, weights
 
 
 def _old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | None:
@@ -85,12 +98,34 @@ def _old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | 
         return None
 
 
-def swap_backbone(ws: Workspace, target: str) -> SwapResult:
+def _weights_init(lib, spec: BackboneSpec, values: dict, choice: str, backbone_cfg: dict, scope: str) -> dict | None:
+    """The backbone's ``init_cfg`` for a ``weights`` choice: ``auto`` (the library's published
+    weights, looked up for ``values``; loaded or warned about at train time), ``none``, or a
+    checkpoint the user names (loaded now: it must exist and hold tensors of this backbone)."""
+    if choice == "auto":
+        return lib.pretrained(spec, values)
+    if choice == "none":
+        return None
+    from mmengine.registry import MODELS, DefaultScope
+
+    from otxlike.engine.weights import explicit
+
+    with DefaultScope.overwrite_default_scope(scope):
+        module = MODELS.build(dict(backbone_cfg))
+    return explicit(choice, module)
+
+
+def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> SwapResult:
     """Put a backbone into the workspace.
 
     Args:
         ws: The workspace.
         target: A backbone name (``mmdet.RegNet``) or the path of an edited ``backbone.yaml``.
+        weights: Where the backbone starts from: ``auto`` (the published weights of its library,
+            when there are any: torchvision's DEFAULT, mmdet/mmseg's ImageNet checkpoints), ``none``
+            (random initialisation), or a checkpoint path / URL / mmengine name (e.g. the
+            ``best_*.pth`` of another otxlike workspace, whose ``backbone.`` part is taken).
+            Default: backbone.yaml's ``weights``, else ``auto``.
 
     With a name, ``backbone.yaml`` is (re)written with every argument; if a required argument
     has no known option, the result lists it in ``missing`` and model.py is left as it was. With
@@ -101,7 +136,8 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
 
     Raises:
         OtxlikeError: For an unknown backbone, a malformed or incomplete backbone.yaml, a backbone
-            that fails to build or run, or a model that cannot be adapted. Nothing is written then.
+            that fails to build or run, a model that cannot be adapted, or explicit weights that
+            cannot be loaded. Nothing is written then.
     """
     from otxlike.catalog.lookup import get_backbone, provider
     from otxlike.catalog.shapes import infer_feature_shapes
@@ -112,7 +148,7 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     ws.load_custom_modules()  # custom.<name> backbones of the workspace
     is_file = is_yaml_target(target)
     if is_file:
-        spec, values = read_backbone_yaml(Path(target))
+        spec, values, choice = read_backbone_yaml(Path(target))
         missing = tuple(a.name for a in spec.required if values.get(a.name) is None)
         if missing:
             raise OtxlikeError(
@@ -122,10 +158,13 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     else:
         spec = get_backbone(target)
         values, missing = default_values(spec, ws.template.backbone_defaults)
+        values.pop(WEIGHTS_KEY, None)  # torchvision builders' own weights argument: otxlike's choice below
+        choice = "auto"
         if missing:
-            done = commit(ws, [(ws.backbone_yaml, backbone_yaml_text(spec, values, missing))], "backbone.yaml",
-                          {"backbone": spec.name, "missing": list(missing)})
+            done = commit(ws, [(ws.backbone_yaml, backbone_yaml_text(spec, values, missing, weights or choice))],
+                          "backbone.yaml", {"backbone": spec.name, "missing": list(missing)})
             return SwapResult(spec, values, missing, files=done.files)
+    choice = weights or choice
 
     scope, input_size, model = ws.model_context()
     lib = provider(spec.library)
@@ -141,14 +180,53 @@ def swap_backbone(ws: Workspace, target: str) -> SwapResult:
     for consumer, args in stages.edits.items():
         edits.setdefault(consumer, {}).update(args)
 
+    init = _weights_init(lib, spec, values, choice, backbone_cfg, scope)
+    if init is not None:
+        backbone_cfg["init_cfg"] = init
     source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
     source.replace(("model", "backbone"), backbone_cfg)
     for consumer, args in edits.items():
         for key, value in args.items():
             source.set_key(("model", *consumer.split(".")), key, value)
     add_custom_imports(source, lib.custom_imports(spec))  # user code: mmengine's custom_imports
-    writes = [] if is_file else [(ws.backbone_yaml, backbone_yaml_text(spec, values, ()))]
+    writes = [] if is_file else [(ws.backbone_yaml, backbone_yaml_text(spec, values, (), choice))]
     writes.append((ws.model_py, source.result()))
-    done = commit(ws, writes, "backbone", {"backbone": spec.name, "channels": list(shapes.channels)},
+    done = commit(ws, writes, "backbone", {"backbone": spec.name, "channels": list(shapes.channels),
+                                           "weights": init["checkpoint"] if init else None},
                   input_size=input_size, subject="backbone", backbone=spec.name)
-    return SwapResult(spec, values, (), shapes, edits, done.files, done.backup)
+    return SwapResult(spec, values, (), shapes, edits, done.files, done.backup, init)
+
+
+def set_weights(ws: Workspace, weights: str):
+    """Change only where model.py's current backbone starts from (its ``init_cfg``).
+
+    Args:
+        ws: The workspace.
+        weights: ``none`` (random initialisation) or a checkpoint path / URL / mmengine name,
+            loaded now (a whole otxlike model's checkpoint gives its ``backbone.`` part).
+
+    Returns:
+        The :class:`~otxlike.configedit.commit.Committed` files and backup.
+
+    Raises:
+        OtxlikeError: ``auto`` (the published weights depend on the backbone: name it with
+            ``--backbone``), or weights that cannot be loaded. Nothing is written then.
+    """
+    from otxlike.configedit.source import ConfigSource
+    from otxlike.engine.weights import explicit
+
+    if weights == "auto":
+        raise OtxlikeError("--weights auto needs the backbone it looks weights up for",
+                           "give --backbone NAME too, or --weights PATH|URL|none")
+    scope, input_size, model = ws.model_context()
+    if weights == "none":
+        init = None
+    else:
+        from mmengine.registry import MODELS, DefaultScope
+
+        with DefaultScope.overwrite_default_scope(scope):
+            init = explicit(weights, MODELS.build(dict(model["backbone"])))
+    source = ConfigSource(ws.model_py.read_text(encoding="utf-8"))
+    source.set_key(("model", "backbone"), "init_cfg", init)
+    return commit(ws, [(ws.model_py, source.result())], "weights", {"weights": init["checkpoint"] if init else None},
+                  input_size=input_size, subject="backbone")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,18 @@ def _pretrained(node, path: str):
                 yield from _pretrained(value, f"{path}.{key}")
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Keep torch.hub's download lines and mmengine's "Loads checkpoint by ..." log off the console
+    while otxlike checks a checkpoint (the run's own load logs them to its log file)."""
+    logging.disable(logging.INFO)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _try_load(checkpoint: str) -> str | None:
     """Load ``checkpoint`` with mmengine's ``CheckpointLoader`` (downloading it into the cache if
     need be); None if it loads, else the reason in one line. torch.hub's download messages are
@@ -104,8 +117,7 @@ def _try_load(checkpoint: str) -> str | None:
     from otxlike.engine.checkpoints import checkpoint_loading
 
     try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), \
-                checkpoint_loading():
+        with _quiet(), checkpoint_loading():
             CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
     except OtxlikeError as exc:
         return str(exc)
@@ -151,3 +163,52 @@ def preflight(model: dict, mode: str = "auto") -> list[WeightsStatus]:
         else:
             owner["init_cfg"] = [cfg for i, cfg in enumerate(owner["init_cfg"]) if i != position]
     return statuses
+
+
+def explicit(checkpoint: str, module=None) -> dict:
+    """The ``init_cfg`` for a checkpoint the user names (``--weights PATH|URL``), after loading it.
+
+    A checkpoint of a whole otxlike model (``otxlike train`` output: keys ``backbone.*``) gets
+    ``prefix='backbone'``, so mmengine's ``PretrainedInit`` takes its backbone part: a backbone
+    trained on one task can start another.
+
+    Args:
+        checkpoint: Path, URL or mmengine name (``torchvision://resnet18``).
+        module: The built backbone (an ``nn.Module``); if given, the checkpoint must hold at least
+            one of its tensors under the same name and shape (mmengine loads non-strictly and would
+            only warn).
+
+    Returns:
+        ``dict(type='Pretrained', checkpoint=..., [prefix='backbone'])``.
+
+    Raises:
+        OtxlikeError: If it cannot be loaded (the message names the URL and the cache file), or
+            holds none of ``module``'s tensors.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from otxlike.engine.checkpoints import checkpoint_loading
+
+    url, cache = resolve(checkpoint)
+    try:
+        with _quiet(), checkpoint_loading():
+            state = CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+    except OtxlikeError:
+        raise
+    except Exception as exc:
+        raise OtxlikeError(f"cannot load the weights {checkpoint} ({type(exc).__name__}: {exc})",
+                           f"put the file at {cache}" + (f" (from {url})" if url else "")) from exc
+    tensors = state.get("state_dict", state) if isinstance(state, dict) else {}
+    init = {"type": "Pretrained", "checkpoint": checkpoint}
+    if any(str(k).startswith("backbone.") for k in tensors):
+        init["prefix"] = "backbone"
+        tensors = {k[len("backbone."):]: v for k, v in tensors.items() if str(k).startswith("backbone.")}
+    if module is not None:
+        target = getattr(module, "body", module) if "prefix" not in init else module  # see TorchvisionBackbone
+        own = {k: v for k, v in target.state_dict().items() if v.dim() > 0}  # not BN's num_batches_tracked
+        matched = sum(1 for k, v in own.items() if k in tensors and getattr(tensors[k], "shape", None) == v.shape)
+        if not matched:
+            example = next(iter(tensors), "none")
+            raise OtxlikeError(f"the weights {checkpoint} hold none of the backbone's {len(own)} tensors "
+                               f"(checkpoint keys look like '{example}')", "give weights of this backbone")
+    return init

@@ -157,6 +157,24 @@ class TorchvisionBackbone(BaseModule):
         self.out_channels = tuple(int(m.shape[1]) for m in maps)
         self.strides = tuple(stride_of(PROBE_SIZE, int(m.shape[-1])) for m in maps)
 
+    def init_weights(self) -> None:
+        """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` into the wrapped network.
+
+        A torchvision checkpoint (``torchvision://resnet18.default``) holds the classification
+        model's keys (``conv1.weight``, ``fc.weight``): it is loaded into ``self.body`` with
+        mmengine's ``load_checkpoint`` (``mmengine/runner/checkpoint.py``), non-strictly since the
+        classifier layers are not part of the feature extractor. With a ``prefix`` (a checkpoint of
+        a whole otxlike model, keys ``backbone.body...``) mmengine's own ``PretrainedInit`` runs.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get("type") == "Pretrained" and not cfg.get("prefix"):
+            from mmengine.runner.checkpoint import load_checkpoint
+
+            load_checkpoint(self.body, cfg["checkpoint"], map_location="cpu", strict=False, logger="current")
+            self._is_init = True
+            return
+        super().init_weights()
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return the stage feature maps of ``x`` (N, 3, H, W), in increasing stride."""
         return tuple(out.permute(0, 3, 1, 2) if last else out

@@ -53,6 +53,25 @@ class Provider(Protocol):
         """Modules ``model.py`` must import (mmengine's ``custom_imports``) to build ``spec``."""
         return []
 
+    def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
+        """The ``init_cfg`` that loads the weights the library publishes for ``spec`` built with
+        ``values`` (``dict(type='Pretrained', checkpoint=...)``), or None if it publishes none."""
+        return None
+
+
+def with_published_weights(provider: Provider, specs: list[BackboneSpec]) -> list[BackboneSpec]:
+    """``specs`` with :attr:`BackboneSpec.weights` set from ``provider.pretrained`` for the values
+    ``build --backbone`` writes by default."""
+    import dataclasses
+
+    from otxlike.catalog.values import default_values
+
+    out = []
+    for spec in specs:
+        init = provider.pretrained(spec, default_values(spec)[0])
+        out.append(dataclasses.replace(spec, weights=init["checkpoint"] if init else None))
+    return out
+
 
 def keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
     """``cfg`` of an otxlike wrapper whose ``out_indices`` (None: every output) index the wrapped

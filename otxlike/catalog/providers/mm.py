@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from otxlike.catalog.introspect import class_args
-from otxlike.catalog.providers.base import Provider, require
+from otxlike.catalog.providers.base import Provider, require, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -58,7 +58,19 @@ class MMProvider(Provider):
                     accepts_kwargs=accepts_kwargs,
                 )
             )
-        return out
+        return with_published_weights(self, out)
+
+    def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
+        """ImageNet weights by the naming conventions of mmdet/mmseg/mmpretrain configs, where
+        mmengine's checkpoint tables (``mmengine/hub/*.json``) hold the name."""
+        from mmengine.runner.checkpoint import get_external_models, get_torchvision_models
+
+        name = _CONVENTIONS.get(spec.short_name, lambda v: None)(values)
+        if name is None:
+            return None
+        scheme, _, key = name.partition("://")
+        table = get_torchvision_models() if scheme == "torchvision" else get_external_models()
+        return {"type": "Pretrained", "checkpoint": name} if key in table else None
 
     def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
         """The ``backbone`` dict for ``model.py``: the scoped type plus the given values."""
@@ -75,6 +87,19 @@ class MMProvider(Provider):
             raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",
                                "pick a backbone whose output strides match the template's")
         return {**cfg, "out_indices": tuple(current[i] for i in keep)}
+
+
+#: Backbone class -> its published checkpoint for given argument values, as the libraries' own
+#: configs name them (mmdet ``configs/_base_/models/*_r50_fpn.py``: torchvision://resnet50;
+#: mmseg ``configs/_base_/models/*_r50-d8.py``: open-mmlab://resnet50_v1c; mmdet
+#: ``configs/regnet``: open-mmlab://regnetx_3.2gf).
+_CONVENTIONS = {
+    "ResNet": lambda v: f"torchvision://resnet{v.get('depth')}",
+    "ResNetV1c": lambda v: f"open-mmlab://resnet{v.get('depth')}_v1c",
+    "ResNeXt": lambda v: f"open-mmlab://resnext{v.get('depth')}_{v.get('groups')}x{v.get('base_width')}d",
+    "RegNet": lambda v: f"open-mmlab://{v['arch']}" if isinstance(v.get("arch"), str) else None,
+    "ResNeSt": lambda v: f"open-mmlab://resnest{v.get('depth')}",
+}
 
 
 PROVIDERS = (MMProvider("mmdet", "mmdet", 0), MMProvider("mmseg", "mmsegmentation", 1),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 
 from otxlike.catalog.introspect import function_args
-from otxlike.catalog.providers.base import Provider, require
+from otxlike.catalog.providers.base import Provider, require, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 
 
@@ -37,7 +38,13 @@ class TorchvisionProvider(Provider):
                     accepts_kwargs=True,
                 )
             )
-        return out
+        return with_published_weights(self, out)
+
+    def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
+        """torchvision's DEFAULT weights of the model (``torchvision://<name>.default`` in mmengine's
+        table, ``mmengine/runner/checkpoint.py:get_torchvision_models``)."""
+        key = f"{spec.short_name}.default"
+        return {"type": "Pretrained", "checkpoint": f"torchvision://{key}"} if key in _torchvision_table() else None
 
     def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
         """The ``backbone`` dict for ``model.py``, with the stage nodes found for this model."""
@@ -50,6 +57,13 @@ class TorchvisionProvider(Provider):
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
         """``cfg`` returning only the stages at positions ``keep`` (fewer ``return_nodes``)."""
         return {**cfg, "return_nodes": [cfg["return_nodes"][i] for i in keep]}
+
+
+@lru_cache(maxsize=1)
+def _torchvision_table() -> dict:
+    from mmengine.runner.checkpoint import get_torchvision_models
+
+    return get_torchvision_models()
 
 
 PROVIDERS = (TorchvisionProvider(),)

@@ -21,6 +21,9 @@ def build(
     backbone: Annotated[Optional[str], typer.Option(help="Backbone to swap in (e.g. mmdet.RegNet) or an edited backbone.yaml.")] = None,
     head: Annotated[Optional[str], typer.Option(help="Classification head to swap in (e.g. custom.CosineClsHead, "
                                                     "LinearClsHead) or an edited head.yaml.")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Where the backbone starts from: auto (its library's published "
+                                                       "weights), none, or a checkpoint path / URL (e.g. another "
+                                                       "workspace's best_*.pth).")] = None,
     train_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the train split.")] = None,
     val_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the val split.")] = None,
 ) -> None:
@@ -38,9 +41,10 @@ def build(
         else:
             if template is not None:
                 raise OtxlikeError("--template needs --task", "e.g. otxlike build --task classification --template ID")
-            if backbone is None and head is None and train_data_roots is None and val_data_roots is None:
+            if backbone is None and head is None and weights is None and train_data_roots is None \
+                    and val_data_roots is None:
                 raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / --head / "
-                                   "--train-data-roots / --val-data-roots inside one")
+                                   "--weights / --train-data-roots / --val-data-roots inside one")
             ws = Workspace.load(workspace)
             if train_data_roots is not None or val_data_roots is not None:
                 print_lines(out, updated_lines(data.set_data_roots(ws, {"train": train_data_roots,
@@ -48,7 +52,12 @@ def build(
         if backbone is not None:
             from otxlike.configedit.backbone import swap_backbone
 
-            print_lines(out, swap_lines(swap_backbone(ws, backbone), ws.root))
+            print_lines(out, swap_lines(swap_backbone(ws, backbone, weights), ws.root))
+        elif weights is not None:
+            from otxlike.configedit.backbone import set_weights
+
+            done = set_weights(ws, weights)
+            print_lines(out, [f"[*] Weights of model.backbone: {weights}", *updated_lines(done.files, done.backup)])
         if head is not None:
             from otxlike.configedit.head import swap_head
 

@@ -33,6 +33,8 @@ def swap_lines(result, root: Path) -> list[str]:
                 "[!] Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'",
                 f"[*] Saved: {root / 'backbone.yaml'} (model.py unchanged)"]
     shapes = result.shapes
+    weights = result.weights["checkpoint"] if result.weights else "none (random initialisation)"
+    lines.append(f"[*]     weights: {weights}")
     lines.append(f"[*] Output channels: {', '.join(map(str, shapes.channels))} "
                  f"(strides {', '.join(map(str, shapes.strides))})")
     for consumer, args in result.edits.items():

@@ -33,14 +33,15 @@ def render_find(view) -> list:
 def backbone_table(view: BackboneList) -> Table:
     """OTX's find table, Index | Backbone Type | Required-Args | Options, plus Tasks.
 
-    One row per required argument. Tasks lists the tasks the backbone passed in the
-    compatibility matrix. With ``show_all``, a last column gives the failure reason for ``task``
+    One row per required argument. Weights says whether the library publishes pretrained weights
+    for it (``build --backbone`` starts from them). Tasks lists the tasks the backbone passed in
+    the compatibility matrix. With ``show_all``, a last column gives the failure reason for ``task``
     (or, without a task, each failed task's reason).
     """
     task, show_all = view.task, view.show_all
     table = Table(show_lines=False, caption="Tasks: verified end to end (docs/compatibility.md); "
                   + ", ".join(f"{_short(t)} = {t}" for t in TASKS))
-    columns = ["Index", "Backbone Type", "Required-Args", "Options", "Tasks"]
+    columns = ["Index", "Backbone Type", "Required-Args", "Options", "Weights", "Tasks"]
     if show_all:
         columns.append(f"Status ({task})" if task else "Failures")
     for col in columns:
@@ -61,6 +62,7 @@ def backbone_table(view: BackboneList) -> Table:
                 spec.name if first else "",
                 arg.name if arg else "",
                 ", ".join(map(str, arg.options)) if arg else "",
+                ("yes" if spec.weights else "") if first else "",
                 " ".join(_short(t) for t in item.tasks) if first else "",
                 *(extra if first else [""] * len(extra)),
                 end_section=i == len(required) - 1,
@@ -104,7 +106,8 @@ def backbone_detail(view: BackboneDetail) -> list:
         else:
             default = repr(arg.default)
         table.add_row(arg.name + (" *" if arg.inherited else ""), default, arg.annotation, arg.doc)
-    lines = [f"Backbone: {spec.name}", f"Source:   {spec.source}", table,
+    lines = [f"Backbone: {spec.name}", f"Source:   {spec.source}",
+             f"Weights:  {spec.weights or 'none published'} (for the default arguments)", table,
              "* inherited from a parent class through **kwargs"]
     if shapes is not None:
         outs = ", ".join(f"{c} ch @ stride {s}" for c, s in zip(shapes.channels, shapes.strides))
