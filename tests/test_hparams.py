@@ -136,3 +136,31 @@ def test_bf16_trains_on_the_cpu(tiny):
     assert yaml.safe_load((run.run_dir / "hparams.yaml").read_text())["precision"] == "bf16"
     config = next(run.run_dir.glob("*/vis_data/config.py")).read_text()
     assert "otxlike.CPUBF16OptimWrapper" in config
+
+
+class _Interrupt(KeyboardInterrupt):
+    """Ctrl-C, raised from the progress callback at a chosen point of the run."""
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_where_it_stopped(tiny, cli):
+    from otxlike.engine.evaluate import evaluate
+
+    def stop_in_epoch_2(p):
+        if p.phase == "train" and p.epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny, epochs=3, hparams=HParams(lr=0.01, seed=2), on_progress=stop_in_epoch_2)
+    (stopped,) = [d for d in tiny.outputs.iterdir() if d.name.endswith("_train")]
+    assert (stopped / "epoch_1.pth").is_file() and not (stopped / "metrics.json").exists()
+    # the interrupted workspace still takes a new command (here: one that must refuse other flags)
+    assert "only --epochs can change" in _one_error_line(cli("train", "--resume", "--lr", "0.1", cwd=tiny.root))
+
+    seen = []
+    run = train(tiny, resume=True, on_progress=seen.append)
+    assert run.run_dir == stopped
+    assert [p.epoch for p in seen if p.phase == "val"] == [2, 3]  # mmengine resumed after epoch 1
+    assert seen[0].hparams["lr"] == 0.01 and seen[0].hparams["seed"] == 2  # the run's own hyper-parameters
+    assert (stopped / "epoch_3.pth").is_file() and "accuracy/top1" in evaluate(tiny).metrics
+    assert "no interrupted training run" in _one_error_line(cli("train", "--resume", cwd=tiny.root))

@@ -11,19 +11,22 @@ import shutil
 import time
 from typing import Callable
 
+import yaml
+
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook
 from otxlike.engine.hparams import HParams, apply, check_device, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.engine.weights import preflight
+from otxlike.errors import OtxlikeError
 from otxlike.fileio import atomic_write_text, dump_yaml
-from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, write_metrics
+from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, resumable_run, write_metrics
 from otxlike.workspace.workspace import Workspace, config_scope
 
 
 def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progress], None] | None = None,
-          verbose: bool = False, hparams: HParams | None = None) -> RunResult:
+          verbose: bool = False, hparams: HParams | None = None, resume: bool = False) -> RunResult:
     """Train the workspace's model on its train split, validating on val.
 
     Args:
@@ -36,6 +39,10 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         hparams: Overrides of model.py's training settings for this run
             (:class:`~otxlike.engine.hparams.HParams`); the effective values are written to
             ``<run_dir>/hparams.yaml``.
+        resume: Continue the newest interrupted run (:func:`~otxlike.workspace.runs.resumable_run`)
+            in its own folder, with mmengine's ``resume=True`` (model, optimizer, schedulers and
+            epoch from its last checkpoint). Its hyper-parameters are reused; ``epochs`` may
+            extend it.
 
     Returns:
         :class:`RunResult` with the best checkpoint (``save_best``) or the last one, the last
@@ -44,23 +51,37 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
 
     Raises:
         OtxlikeError: Bad hyper-parameters, config or data (checked before training starts; no
-            run folder is left then).
+            run folder is left then), or ``resume`` with no interrupted run.
     """
     hp = hparams or HParams()
+    if resume:
+        if hp != HParams(epochs=hp.epochs):
+            raise OtxlikeError("--resume continues a run with its own hyper-parameters; only --epochs can change",
+                               "drop the other flags, or start a new run without --resume")
+        run_dir = resumable_run(ws)
+        if run_dir is None:
+            raise OtxlikeError("no interrupted training run to resume in outputs/",
+                               "run 'otxlike train' (a run stopped after its first checkpoint can be resumed)")
+        saved = yaml.safe_load((run_dir / "hparams.yaml").read_text(encoding="utf-8")).get("overrides") or {}
+        hp = HParams(**{**saved, "cfg_options": tuple(saved.get("cfg_options") or ())})
     if epochs is not None:
         hp = dataclasses.replace(hp, epochs=epochs)
     hp.check()
     start = time.perf_counter()
-    run_dir = new_run_dir(ws, "train")
+    run_dir = run_dir if resume else new_run_dir(ws, "train")
     try:
         cfg = load_config(ws, run_dir, ("train", "val"))
         apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
         used = effective(cfg, hp, check_device(hp), weights)
-        atomic_write_text(run_dir / "hparams.yaml", dump_yaml(used))
+        overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
+        atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
+        if resume:
+            cfg.resume, cfg.load_from = True, None  # mmengine finds <work_dir>/last_checkpoint
         runner = make_runner(cfg, verbose)
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if on_progress is not None:
         on_progress(Progress("start", 0, used["epochs"], 0, 0, hparams=used))

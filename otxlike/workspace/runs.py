@@ -22,6 +22,22 @@ def new_run_dir(ws: Workspace, verb: str) -> Path:
     return run_dir
 
 
+def resumable_run(ws: Workspace) -> Path | None:
+    """The newest ``outputs/*_train*`` folder that mmengine can resume: it has a
+    ``last_checkpoint`` (written by ``CheckpointHook`` after each save) naming an existing file,
+    and no ``metrics.json`` (the run did not finish)."""
+    runs = sorted((d for d in ws.outputs.glob("*_train*") if d.is_dir() and not d.is_symlink()),
+                  key=lambda d: d.stat().st_mtime, reverse=True) if ws.outputs.is_dir() else []
+    for run in runs:
+        last = run / "last_checkpoint"
+        if (run / "metrics.json").exists() or not last.is_file():
+            continue
+        path = Path(last.read_text().strip())
+        if (path if path.is_absolute() else run / path).is_file():
+            return run
+    return None
+
+
 def point_latest(ws: Workspace, run_dir: Path) -> None:
     """Make ``outputs/latest`` a relative symlink to ``run_dir`` (replaced atomically)."""
     tmp = ws.outputs / f".latest.{os.getpid()}"

@@ -32,6 +32,8 @@ def train(
                                               "random weights when they cannot be had), none, or required.")] = "auto",
     cfg_options: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE overrides of any config key "
                                                                   "(repeat, or several in one quoted value).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the newest interrupted run from its last checkpoint "
+                                               "(its hyper-parameters; --epochs may extend it).")] = False,
     verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
 ) -> None:
     """Train the workspace's model on data.yaml's train split (validating on val).
@@ -57,7 +59,7 @@ def train(
         ws = Workspace.load(workspace)
         bar, on_progress = train_progress(out)
         with bar:
-            result = run_train(ws, on_progress=on_progress, verbose=verbose, hparams=hp)
+            result = run_train(ws, on_progress=on_progress, verbose=verbose, hparams=hp, resume=resume)
         out.print(metrics_table(result.metrics, "Validation after training"))
         out.print(f"[*] Run folder: {result.run_dir} ({result.seconds:.1f} s)", highlight=False)
         out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)
