@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +18,9 @@ def atomic_write_text(path: Path, text: str, backup_dir: Path | None = None) -> 
     """Write ``text`` to ``path`` atomically, keeping a copy of the previous content.
 
     The text goes to a temporary file in the same folder, which is then renamed over ``path``
-    (``os.replace`` is atomic on POSIX), so a crash never leaves a half-written file.
+    (``os.replace`` is atomic on POSIX), so a crash never leaves a half-written file. A symlink is
+    written through (its target gets the new text, the link stays), and the file keeps its mode;
+    a new file gets the mode the user's umask gives.
 
     Args:
         path: Destination file.
@@ -32,15 +37,37 @@ def atomic_write_text(path: Path, text: str, backup_dir: Path | None = None) -> 
         backup_dir.mkdir(parents=True, exist_ok=True)
         backup = backup_dir / path.name
         shutil.copy2(path, backup)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = path.resolve() if path.is_symlink() else path
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~current_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return backup
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if missing) for the block, so
+    read-modify-write cycles of several processes on one file do not lose each other's updates."""
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -18,10 +18,11 @@ import yaml
 
 from otxlike import __version__
 from otxlike.errors import OtxlikeError
-from otxlike.fileio import atomic_write_text, dump_yaml, timestamp
+from otxlike.fileio import atomic_write_text, current_umask, dump_yaml, locked, timestamp
 from otxlike.workspace.templates import TEMPLATE_FILES, Template, get_template
 
 MANIFEST = "workspace.yaml"
+LOCK = ".workspace.lock"  # flock target of manifest updates
 DATA_YAML = "data.yaml"
 BACKBONE_YAML = "backbone.yaml"
 SPLITS = ("train", "val", "test")
@@ -204,13 +205,26 @@ class Workspace:
         return Path(root)
 
     def record(self, action: str, details: dict | None = None, **fields) -> None:
-        """Add an entry to the manifest's history (and set top-level ``fields``), atomically."""
-        self.manifest.update(fields)
-        entry = {"time": datetime.now().isoformat(timespec="seconds"), "action": action}
-        if details:
-            entry.update(details)
-        self.manifest.setdefault("history", []).append(entry)
-        atomic_write_text(self.root / MANIFEST, dump_yaml(self.manifest))
+        """Add an entry to the manifest's history (and set top-level ``fields``).
+
+        The manifest is read afresh, changed and written back under a lock
+        (:func:`~otxlike.fileio.locked` on ``.workspace.lock``), so commands running at the same
+        time (a ``build --backbone`` during a ``train``) never undo each other's entries.
+        """
+        path = self.root / MANIFEST
+        with locked(self.root / LOCK):
+            try:
+                current = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                current = None
+            manifest = current if isinstance(current, dict) and "task" in current else self.manifest
+            manifest.update(fields)
+            entry = {"time": datetime.now().isoformat(timespec="seconds"), "action": action}
+            if details:
+                entry.update(details)
+            manifest.setdefault("history", []).append(entry)
+            atomic_write_text(path, dump_yaml(manifest))
+        self.manifest = manifest
 
 
 def config_scope(cfg) -> str:
@@ -319,6 +333,7 @@ def scaffold_workspace(
         (staging / MANIFEST).write_text(dump_yaml(manifest), encoding="utf-8")
         if prepare is not None:
             prepare(staging, template, roots)
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
         if root.exists():
             root.rmdir()  # empty, checked above
         staging.rename(root)
