@@ -102,3 +102,27 @@ def test_empty_coco_results_mean_zero_ap():
                                           "coco/segm_mAP": 0.0, "coco/segm_mAP_50": 0.0}
     assert complete_metrics(coco, {"coco/bbox_mAP": 0.25}) == {"coco/bbox_mAP": 0.25}
     assert complete_metrics({"type": "IoUMetric"}, {}) == {}
+
+
+def test_a_checkpoint_of_another_model_is_refused(cli, workspace, tmp_path):
+    """mmengine would load it non-strictly and report chance-level metrics for a random head."""
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+
+    from tests.conftest import snapshot
+
+    cfg = workspace.config()
+    cfg.model.head.num_classes = 7  # the same classifier, trained on 7 classes
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        other = MODELS.build(cfg.model)
+    torch.save({"state_dict": other.state_dict(), "meta": {}}, tmp_path / "other.pth")
+    torch.save({"state_dict": {"conv.weight": torch.zeros(1)}}, tmp_path / "detector.pth")
+    (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 8)
+    before = snapshot(workspace.root)
+    for name, message in (("other.pth", "2 have another shape (e.g. head.fc.weight (7, 512) vs (10, 512)"),  # weight, bias
+                          ("detector.pth", "tensors are missing (e.g. backbone.conv1.weight)"),
+                          ("random.pth", "is not a readable torch checkpoint")):
+        result = cli("eval", "--checkpoint", tmp_path / name, cwd=workspace.root)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+    assert snapshot(workspace.root) == before  # no run folder, no history entry

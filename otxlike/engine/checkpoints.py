@@ -42,10 +42,54 @@ def checkpoint_loading(checkpoint: Path | None = None):
     if checkpoint is not None:
         names = {f"{g.__module__}.{g.__qualname__}" for g in allowed} | {"numpy.core.multiarray.scalar",
                                                                           "numpy.core.multiarray._reconstruct"}
-        extra = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(checkpoint))) - names
+        try:
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(str(checkpoint))
+        except Exception as exc:  # truncated, random bytes, not a zip-based torch file
+            raise OtxlikeError(f"checkpoint {checkpoint} is not a readable torch checkpoint "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                               "use a checkpoint written by 'otxlike train' (outputs/*/best_*.pth)") from exc
+        extra = set(found) - names
         if extra:
             raise OtxlikeError(
                 f"checkpoint {checkpoint} holds objects otxlike does not load ({', '.join(sorted(extra))})",
                 "use a checkpoint written by 'otxlike train'",
             )
     return torch.serialization.safe_globals(allowed)
+
+
+def check_fits(checkpoint: Path, cfg) -> None:
+    """Refuse a checkpoint whose state dict does not fit the config's model, before any run.
+
+    mmengine loads ``load_from`` non-strictly (``mmengine/runner/checkpoint.py``): a checkpoint of
+    another model would leave layers at random and be evaluated "successfully". Every tensor of the
+    model must be in the checkpoint with the same shape; extra tensors are allowed.
+
+    Args:
+        checkpoint: A checkpoint that passed :func:`checkpoint_loading`'s check.
+        cfg: The run config (its ``model`` and ``default_scope``).
+
+    Raises:
+        OtxlikeError: One line with the numbers of missing and mis-shaped tensors and the first
+            of each.
+    """
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+
+    with checkpoint_loading():
+        state = torch.load(str(checkpoint), map_location="cpu")
+    tensors = state.get("state_dict", state) if isinstance(state, dict) else None
+    if not isinstance(tensors, dict):
+        raise OtxlikeError(f"checkpoint {checkpoint} holds no state dict", "use a checkpoint written by 'otxlike train'")
+    with DefaultScope.overwrite_default_scope(cfg.get("default_scope") or "mmengine"):
+        own = MODELS.build(cfg.model).state_dict()
+    missing = [k for k in own if k not in tensors]
+    mismatched = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if k in tensors and hasattr(tensors[k], "shape") and tuple(tensors[k].shape) != tuple(v.shape)]
+    if missing or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of the model's {len(own)} tensors are missing (e.g. {missing[0]})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} have another shape (e.g. {mismatched[0]}: checkpoint vs model)")
+        raise OtxlikeError(f"checkpoint {Path(checkpoint).name} does not fit this workspace's model: "
+                           + "; ".join(parts), "use a checkpoint trained in this workspace (outputs/*/best_*.pth)")

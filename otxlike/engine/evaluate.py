@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from otxlike.engine.checkpoints import checkpoint_loading
+from otxlike.engine.checkpoints import check_fits, checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import complete_metrics
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
@@ -49,6 +49,7 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
         cfg = load_config(ws, run_dir, ("train", split))  # train: the class list to check against
         if split == "val":
             cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
+        check_fits(checkpoint, cfg)
         cfg.load_from = str(checkpoint)
         runner = make_runner(cfg, verbose)
         with guard, prints_to_log(runner, verbose):
