@@ -200,8 +200,10 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
     Args:
         backbones: ``--backbone`` values: library names (comma-separated or repeated, ``all``) or
             one full backbone name for the detail view.
-        task: Only backbones verified for this task (and the templates of this task).
-        show_all: List failures too, with their reasons.
+        task: Only backbones verified for this task (of every library when ``backbones`` names
+            none; with ``template``, the templates of this task).
+        show_all: List failures too, with their reasons (every library when ``backbones`` names
+            none).
         template: Show the template table.
         workspace: Workspace whose custom backbones ``custom`` lists (default: the current folder
             if it is one).
@@ -219,6 +221,8 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
     if task is not None:
         get_task(task)
     names = expand_libraries(backbones or [])
+    if not names and not template and (task is not None or show_all):
+        names = expand_libraries(["all"])  # `find --task T` / `find --all`: backbones of every library
     if any(n == "custom" or n.startswith("custom.") for n in names):
         load_workspace_code(workspace)
     if len(names) == 1 and "." in names[0]:

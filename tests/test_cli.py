@@ -141,10 +141,11 @@ def test_eval_without_training(cli, workspace):
     assert "run 'otxlike train' first" in _one_error_line(cli("eval", cwd=workspace.root))
 
 
-def test_debug_shows_the_traceback(cli, tmp_path):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(cli, tmp_path):
     result = cli("--debug", "train", cwd=tmp_path)
-    assert result.exit_code != 0 and result.exception is not None
-    assert type(result.exception).__name__ == "OtxlikeError"
+    assert result.exit_code == 2, result.output  # a user error stays exit code 2 (docs/errors.md)
+    assert "Traceback" in result.output and "OtxlikeError" in result.output
+    assert "is not an otxlike workspace" in result.output.splitlines()[-1]
 
 
 def test_doctor(cli):

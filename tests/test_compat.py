@@ -73,3 +73,12 @@ def test_warm_find_task_imports_no_library(cli):
             " [m for m in ('torch', 'mmdet', 'mmengine') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True)
     assert out.stdout.strip() == "0 True []"
+
+
+def test_find_task_without_a_library_lists_every_library(cli):
+    """docs/compatibility.md: `otxlike find --task TASK` lists the backbones that passed."""
+    doc = json.loads(cli("find", "--task", "detection", "--json").output)
+    assert "templates" not in doc and doc["task"] == "detection"
+    libraries = {b["library"] for b in doc["backbones"]}
+    assert {"mmdet", "mmseg", "torchvision"} <= libraries
+    assert all("detection" in b["tasks"] for b in doc["backbones"])

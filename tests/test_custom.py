@@ -230,3 +230,23 @@ def test_cosine_head_trains_on_digits(tmp_path):
     assert swap_head(ws, str(head_yaml)).values["scale"] == 10.0
     run = train(ws, epochs=4)
     assert run.metrics["accuracy/top1"] > 50  # chance is 10 %
+
+
+def test_listing_a_module_never_hides_custom_backbones_py(workspace, cli):
+    """docs/custom.md: custom_backbones.py, then custom_modules: [cosine_head.py] in workspace.yaml."""
+    ws = _with_file(workspace, "custom_backbones.py")
+    shutil.copy(EXAMPLES / "cosine_head.py", ws.root / "cosine_head.py")
+    with open(ws.root / "workspace.yaml", "a") as f:
+        f.write("custom_modules: [cosine_head.py]\n")
+    listed = cli("find", "--backbone", "custom", "--workspace", ws.root)
+    assert listed.exit_code == 0 and "custom.squeezenet1_1" in listed.output, listed.output
+
+
+def test_the_stock_head_by_its_bare_name_and_back_to_swapping_backbones(workspace, cli):
+    """build --help's example (LinearClsHead) works in a fresh workspace, and a scoped name
+    (mmpretrain.LinearClsHead) does not stop later backbone swaps."""
+    result = cli("build", "--head", "LinearClsHead", cwd=workspace.root)
+    assert result.exit_code == 0, result.output
+    assert cli("build", "--head", "mmpretrain.LinearClsHead", cwd=workspace.root).exit_code == 0
+    result = cli("build", "--backbone", "torchvision.resnet18", cwd=workspace.root)
+    assert result.exit_code == 0 and "model.head.in_channels = 512" in result.output, result.output

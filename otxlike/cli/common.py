@@ -1,7 +1,7 @@
 """What every command shares: the console, the error mapping, the ``--workspace`` option.
 
 A core :class:`~otxlike.errors.OtxlikeError` is printed as one line and exits with code 2; any
-other error is one line with exit code 1. ``--debug`` shows the traceback instead.
+other error is one line with exit code 1. ``--debug`` shows the traceback too; the exit code stays.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def console():
 
 @contextmanager
 def errors():
-    """Map errors to one line and an exit code (2 for user errors); --debug re-raises."""
+    """Map errors to one line and an exit code (2 for user errors); --debug adds the traceback
+    (and re-raises errors that are not the user's)."""
     from rich.console import Console
 
     err = Console(file=sys.stderr, soft_wrap=True)
@@ -41,7 +42,9 @@ def errors():
         yield
     except OtxlikeError as exc:
         if state["debug"]:
-            raise
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, markup=True)
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):

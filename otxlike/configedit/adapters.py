@@ -72,6 +72,9 @@ KINDS: dict[str, tuple[str, Adapter]] = {
     "PSPHead": ("decode-last", _decode_last),
 }
 
+#: Scope prefixes of the OpenMMLab libraries: a scoped type names the same class as the bare name.
+MM_SCOPES = ("mmpretrain.", "mmdet.", "mmseg.")
+
 #: Where, in a model dict, the modules that may read the backbone are, in reading order.
 CONSUMER_KEYS = ("neck", "decode_head", "auxiliary_head", "head", "bbox_head")
 
@@ -101,6 +104,9 @@ def _rule(key: str, cfg: dict, channels: tuple[int, ...] = ()) -> tuple[str, Ada
     type_name = cfg.get("type")
     if type_name in KINDS:
         return KINDS[type_name]
+    short = type_name.split(".", 1)[1] if isinstance(type_name, str) and type_name.startswith(MM_SCOPES) else None
+    if short in KINDS:  # 'mmpretrain.LinearClsHead' is the library's LinearClsHead
+        return KINDS[short]
     if key == "head" and isinstance(type_name, str) and type_name.startswith("otxlike."):
         from otxlike.models.custom import head_module
 

@@ -46,8 +46,6 @@ def _resolve(name: str, scope: str):
     Raises:
         OtxlikeError: If no head of that name is registered.
     """
-    from mmengine.registry import MODELS, DefaultScope
-
     from otxlike.models.custom import head_module
 
     if name.startswith("custom."):
@@ -60,8 +58,15 @@ def _resolve(name: str, scope: str):
         from otxlike.registry import MODELS as OTXLIKE_MODELS
 
         return f"otxlike.{short}", OTXLIKE_MODELS.get(short), module
-    with DefaultScope.overwrite_default_scope(scope):
-        cls = MODELS.get(name)
+    import importlib
+
+    # the scope's own registry (the root's get() does not look into the default scope's child);
+    # its modules register lazily, on import_from_location (DESIGN.md, section 2)
+    registry = importlib.import_module(f"{scope}.registry").MODELS
+    registry.import_from_location()
+    cls = registry.get(name)
+    if name.startswith(f"{scope}."):
+        name = name.split(".", 1)[1]  # unscoped in model.py, as the template writes its own types
     if cls is None:
         raise OtxlikeError(f"'{scope}' has no head type '{name}'",
                            "give a head class of the template's library (e.g. LinearClsHead) or custom.<Name>")

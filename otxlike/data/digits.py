@@ -42,7 +42,7 @@ def write_digits_classification(
 
     Args:
         root: Output folder; created if missing. Must not already hold a ``train`` or ``val`` folder.
-        val_fraction: Share of each class that goes to ``val`` (0 < f < 1); 0.2 gives 1,437 / 360.
+        val_fraction: Share of each class that goes to ``val`` (0 < f < 1); 0.2 gives 1,438 / 359.
         size: Output side in pixels; the 8x8 scans are upscaled bilinearly.
         seed: Seed of the per-class shuffle.
         limit: If given, keep at most this many images per class before splitting (for quick tests).

@@ -145,25 +145,22 @@ def load_entry_points() -> list[str]:
 
 
 def workspace_module_files(root: Path, manifest: dict) -> list[Path]:
-    """The workspace's custom module files: ``custom_modules`` of workspace.yaml, else
-    ``custom_backbones.py`` if present.
+    """The workspace's custom module files: ``custom_backbones.py`` if present, then the files
+    listed under ``custom_modules`` in workspace.yaml (listing a file never hides the default one).
 
     Raises:
         OtxlikeError: If a listed file is missing or not a ``.py`` file.
     """
-    listed = manifest.get("custom_modules")
-    if listed is None:
-        default = root / DEFAULT_MODULE_FILE
-        return [default] if default.is_file() else []
-    if isinstance(listed, str):
-        listed = [listed]
-    files = []
-    for item in listed:
+    default = root / DEFAULT_MODULE_FILE
+    files = [default] if default.is_file() else []
+    listed = manifest.get("custom_modules") or []
+    for item in [listed] if isinstance(listed, str) else listed:
         path = root / str(item)
         if path.suffix != ".py" or not path.is_file() or path.parent != root:
             raise OtxlikeError(f"custom module '{item}' listed in workspace.yaml is not a .py file in {root}",
                                "put the file in the workspace folder or fix custom_modules")
-        files.append(path)
+        if path not in files:
+            files.append(path)
     return files
 
 
