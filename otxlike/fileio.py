@@ -87,6 +87,13 @@ def dump_yaml(data: object) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+def cache_dir() -> Path:
+    """``$OTXLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/otxlike``, else ``~/.cache/otxlike``."""
+    if os.environ.get("OTXLIKE_CACHE_DIR"):
+        return Path(os.environ["OTXLIKE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otxlike"
+
+
 def timestamp() -> str:
     """Local time as ``YYYYMMDD_HHMMSS``, used for run and backup folder names."""
     return time.strftime("%Y%m%d_%H%M%S")

@@ -16,9 +16,13 @@ def test_class_mismatch_is_caught_before_training(workspace, tmp_path, digits):
     val = tmp_path / "val"
     for c in "012345678":  # one class short
         shutil.copytree(digits.val_root / c, val / c)
-    set_data_roots(workspace, {"val": val})
+    before = (workspace.root / "data.yaml").read_text()
+    with pytest.raises(OtxlikeError, match=r"missing from val: \['9'\]"):
+        set_data_roots(workspace, {"val": val})  # found at build
+    assert (workspace.root / "data.yaml").read_text() == before
+    (workspace.root / "data.yaml").write_text(before.replace(str(digits.val_root), str(val)))  # edited by hand
     with pytest.raises(OtxlikeError, match="differ from train classes"):
-        train(workspace)
+        train(workspace)  # found again before training
     assert not any(workspace.outputs.iterdir())
 
 

@@ -64,3 +64,66 @@ def test_set_data_roots_backs_up(workspace, digits, tmp_path):
     assert yaml.safe_load((workspace.root / "data.yaml").read_text())["val"]["data_root"] == str(digits.train_root)
     backups = list((workspace.root / ".backup").rglob("data.yaml"))
     assert len(backups) == 1 and backups[0].read_text() == old
+
+
+# -- bad data found at build, before any training ---------------------------------------------
+
+def _first_png(folder):
+    return sorted(folder.rglob("*.png"))[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.write_bytes(bytes(range(256))), "cannot identify image file"),
+    (lambda f: f.write_bytes(b""), "empty file"),
+    (lambda f: f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2]), "image files cannot be read"),
+])
+def test_unreadable_images_are_found_at_build(cli, tmp_path, digits, copy_split, damage, message):
+    train = copy_split(digits.train_root, "train")
+    bad = _first_png(train)
+    damage(bad)
+    result = cli("build", "--task", "classification", "--workspace", tmp_path / "ws",
+                 "--train-data-roots", train, "--val-data-roots", digits.val_root)
+    assert result.exit_code == 2 and str(bad) in result.output and message in result.output, result.output
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_class_only_in_val_is_found_at_build(cli, tmp_path, digits, copy_split):
+    val = copy_split(digits.val_root, "val")
+    (val / "extra").mkdir()
+    import shutil
+
+    shutil.copy(_first_png(val), val / "extra" / "x.png")
+    result = cli("build", "--task", "classification", "--workspace", tmp_path / "ws",
+                 "--train-data-roots", digits.train_root, "--val-data-roots", val)
+    assert result.exit_code == 2 and "only in val: ['extra']" in result.output, result.output
+    assert not (tmp_path / "ws").exists()
+
+
+def test_bad_annotations_and_label_maps_are_found_at_build(cli, tmp_path, canvases, copy_split):
+    import json
+
+    from PIL import Image
+
+    train = copy_split(canvases.train_root, "boxes")
+    coco = json.loads((train / "annotations.json").read_text())
+    coco["annotations"][0]["bbox"] = [1, 2, 3]
+    (train / "annotations.json").write_text(json.dumps(coco))
+    result = cli("build", "--task", "detection", "--workspace", tmp_path / "det", "--train-data-roots", train)
+    assert result.exit_code == 2 and "has bbox [1, 2, 3]" in result.output, result.output
+
+    train = copy_split(canvases.train_root, "nomasks")
+    coco = json.loads((train / "annotations.json").read_text())
+    del coco["annotations"][1]["segmentation"]
+    (train / "annotations.json").write_text(json.dumps(coco))
+    assert cli("build", "--task", "detection", "--workspace", tmp_path / "det2", "--train-data-roots",
+               train).exit_code == 0  # boxes only: masks are not read
+    result = cli("build", "--task", "instance-segmentation", "--workspace", tmp_path / "inst",
+                 "--train-data-roots", train)
+    assert result.exit_code == 2 and f"annotation {coco['annotations'][1]['id']} has no segmentation" in result.output
+
+    train = copy_split(canvases.train_root, "labels")
+    label = _first_png(train / "labels")
+    Image.open(label).resize((64, 64)).save(label)
+    result = cli("build", "--task", "segmentation", "--workspace", tmp_path / "seg", "--train-data-roots", train)
+    assert result.exit_code == 2 and f"{label.name} is (64, 64) but its image is (128, 128)" in result.output
+    assert not any((tmp_path / n).exists() for n in ("det", "inst", "seg"))

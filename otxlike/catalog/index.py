@@ -17,7 +17,7 @@ from pathlib import Path
 from otxlike.catalog.introspect import plain
 from otxlike.catalog.providers.base import Provider
 from otxlike.catalog.spec import MISSING, ArgSpec, BackboneSpec
-from otxlike.fileio import atomic_write_text
+from otxlike.fileio import atomic_write_text, cache_dir
 from otxlike.stack import CORE, versions
 
 #: Distributions whose versions key every library's index (besides the library's own).
@@ -36,13 +36,6 @@ class Repr:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Repr) and other.text == self.text
-
-
-def cache_dir() -> Path:
-    """``$OTXLIKE_CACHE_DIR``, else ``$XDG_CACHE_HOME/otxlike``, else ``~/.cache/otxlike``."""
-    if os.environ.get("OTXLIKE_CACHE_DIR"):
-        return Path(os.environ["OTXLIKE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "otxlike"
 
 
 def index_path(library: str, package: str, kind: str = "backbones") -> Path:

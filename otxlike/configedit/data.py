@@ -10,6 +10,7 @@ from pathlib import Path
 
 from otxlike.configedit.commit import commit
 from otxlike.configedit.source import ConfigSource
+from otxlike.errors import OtxlikeError
 from otxlike.workspace.templates import Template
 from otxlike.workspace.workspace import (
     DATA_YAML,
@@ -39,6 +40,24 @@ def with_num_classes(model_text: str, num_classes: int) -> str:
     return source.result() if changed else model_text
 
 
+def same_classes(found: dict[str, list[str]]) -> None:
+    """Refuse splits whose class lists differ (a class folder empty in one split, a class only in val).
+
+    Raises:
+        OtxlikeError: Naming the classes each split lacks.
+    """
+    if "train" not in found:
+        return
+    for split, classes in found.items():
+        if classes != found["train"]:
+            only = sorted(set(classes) - set(found["train"]))
+            lacks = sorted(set(found["train"]) - set(classes))
+            raise OtxlikeError(f"the {split} split's classes differ from train's: "
+                               + "; ".join(filter(None, [f"only in {split}: {only}" if only else "",
+                                                         f"missing from {split}: {lacks}" if lacks else ""])),
+                               "every split needs an image of every class (and no other class)")
+
+
 def create_workspace(
     task: str,
     root: str | Path | None = None,
@@ -64,8 +83,10 @@ def create_workspace(
             and is not empty. Nothing is left on disk then.
     """
     def size_to_data(staging: Path, template: Template, roots: dict) -> None:
+        found = {s: split_classes(staging, template.data_format, s, r) for s, r in roots.items() if r}
+        same_classes(found)
         if roots.get("train"):
-            classes = split_classes(staging, template.data_format, "train", roots["train"])
+            classes = found["train"]
             model_py = staging / "model.py"
             text = with_num_classes(model_py.read_text(encoding="utf-8"), len(classes))
             model_py.write_text(text, encoding="utf-8")
@@ -87,6 +108,9 @@ def set_data_roots(ws: Workspace, roots: dict[str, str | Path | None]) -> list[P
     checked = {s: check_root(s, r) for s, r in roots.items() if r is not None}
     data = read_data_yaml(ws.root)
     classes = {s: split_classes(ws.root, data.get("format", ""), s, r) for s, r in checked.items()}
+    kept = {s: (data.get(s) or {}).get("data_root") for s in ("train", "val") if s not in checked}
+    same_classes({**classes, **{s: split_classes(ws.root, data.get("format", ""), s, (ws.root / r).resolve())
+                                 for s, r in kept.items() if r and (ws.root / r).is_dir()}})
     for split, root in checked.items():
         data.setdefault(split, {})["data_root"] = root
     writes = [(ws.root / DATA_YAML, data_yaml_text(data))]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from otxlike.data.images import check_images, image_size, problems_line
 from otxlike.errors import OtxlikeError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff"}
@@ -57,10 +58,24 @@ class ImageNetFormat:
                 f"data root {root} has no class folders with images",
                 "expected one sub-folder of images per class (ImageNet style)",
             )
+        check_images([f for c in found for f in sorted((Path(root) / c).iterdir())
+                      if f.suffix.lower() in IMAGE_SUFFIXES], Path(root))
         return found
 
     def configure(self, dataset: dict, evaluator: dict | None, root: Path, classes: list[str]) -> None:
         set_dataset_root(dataset, root, classes)
+
+
+def _is_box(box) -> bool:
+    """A COCO ``[x, y, width, height]`` with positive width and height."""
+    return (isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+            and box[2] > 0 and box[3] > 0)
+
+
+def _loads_masks(dataset: dict) -> bool:
+    """True if the dataset's pipeline loads instance masks (``LoadAnnotations(with_mask=True)``)."""
+    return any(isinstance(t, dict) and t.get("type") == "LoadAnnotations" and t.get("with_mask")
+               for t in dataset.get("pipeline") or [])
 
 
 class CocoFormat:
@@ -111,6 +126,14 @@ class CocoFormat:
                 f"{len(missing)} of {len(images)} images named in {ann_path} are missing under {img_dir}, "
                 f"e.g. {missing[0]}", "fix the file names or the image folder",
             )
+        bad = [f"annotation {a.get('id')} has bbox {a.get('bbox')!r}" for a in anns if not _is_box(a.get("bbox"))]
+        if _loads_masks(dataset):
+            bad += [f"annotation {a.get('id')} has no segmentation" for a in anns if not a.get("segmentation")]
+        if bad:
+            raise OtxlikeError(f"{ann_path}: " + problems_line("annotations are malformed", bad),
+                               "a bbox is [x, y, width, height] with width, height > 0; instance segmentation "
+                               "needs a polygon or RLE 'segmentation' on every annotation")
+        check_images([img_dir / img["file_name"] for img in images], root)
         return [c["name"] for c in sorted(cats, key=lambda c: c["id"])]
 
     def configure(self, dataset: dict, evaluator: dict | None, root: Path, classes: list[str]) -> None:
@@ -160,6 +183,13 @@ class MMSegFormat:
                 f"{len(unmatched)} images and label maps in {root} do not match by name, e.g. '{unmatched[0]}'",
                 f"every image in {img_dir.name}/ needs a label map of the same name in {label_dir.name}/",
             )
+        image_files = {p.name[: -len(img_suffix)]: p for p in img_dir.iterdir() if p.name.endswith(img_suffix)}
+        check_images([image_files[stem] for stem in sorted(images)] + [labels[stem] for stem in sorted(images)], root)
+        sizes = [f"{labels[stem].name} is {image_size(labels[stem])} but its image is {image_size(image_files[stem])}"
+                 for stem in sorted(images) if image_size(labels[stem]) != image_size(image_files[stem])]
+        if sizes:
+            raise OtxlikeError(f"{root}: " + problems_line("label maps differ in size from their images", sizes),
+                               "each label map must have its image's width and height")
         allowed = set(range(len(classes))) | {IGNORE_INDEX}
         for stem in sorted(images):
             values = set(np.unique(np.asarray(Image.open(labels[stem]))).tolist())
