@@ -53,6 +53,8 @@ def test_plateau_needs_an_epoch_based_loop(cli, workspace):
     before = snapshot(workspace.root)
     assert "--scheduler plateau needs an epoch-based training loop" in _one_error_line(
         cli("train", "--scheduler", "plateau", cwd=workspace.root))
+    assert "--epochs needs an epoch-based training loop" in _one_error_line(
+        cli("train", "--epochs", "2", cwd=workspace.root))
     assert snapshot(workspace.root) == before
 
 

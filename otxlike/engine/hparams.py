@@ -41,9 +41,9 @@ class HParams:
         batch_size: Images per training batch (>= 1).
         optimizer: A type of mmengine's ``OPTIMIZERS`` registry (torch's optimizers included),
             e.g. ``AdamW``; model.py's optimizer arguments that it takes are kept.
-        scheduler: ``cosine`` (CosineAnnealingLR to the end), ``step`` (x0.1 at 2/3 and 11/12
-            of the run), ``plateau`` (ReduceOnPlateauLR on the eval key, epoch-based loops
-            only) or ``none`` (constant).
+        scheduler: ``cosine`` (CosineAnnealingLR to the end), ``step`` (x0.1 at 8/12 and 11/12
+            of the run), ``plateau`` (ReduceOnPlateauLR on the eval key) or ``none`` (constant);
+            all but ``none`` need an epoch-based loop, as ``epochs`` does.
         warmup: Iterations of linear warm-up from lr / 1000 (0 removes model.py's warm-up).
         eval_interval: Epochs between validations (>= 1).
         eval_key: The metric that picks the best checkpoint and that ``plateau`` and early
@@ -202,7 +202,8 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
         scope: The config's default scope (for optimizer lookup).
 
     Raises:
-        OtxlikeError: An unknown optimizer or eval key, ``plateau`` on an iteration-based loop,
+        OtxlikeError: An unknown optimizer or eval key, ``--epochs`` or a scheduler on an
+            iteration-based loop,
             an unavailable device or precision, or a ``--cfg-options`` key that cannot be set.
     """
     hp.check()
@@ -210,6 +211,10 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
     eval_key = hp.eval_key or _saved_best(cfg) or task.metric
     if hp.eval_key is not None:
         _check_eval_key(hp.eval_key, task, cfg.get("val_evaluator"))
+    if (hp.epochs is not None or hp.scheduler not in (None, "none")) and not _by_epoch(cfg):
+        flag = "--epochs" if hp.epochs is not None else f"--scheduler {hp.scheduler}"
+        raise OtxlikeError(f"{flag} needs an epoch-based training loop; model.py trains by iterations",
+                           "set train_cfg.max_iters and param_scheduler in model.py (or with --cfg-options)")
     if hp.epochs is not None:
         set_epochs(cfg, hp.epochs)
     if hp.optimizer is not None:
@@ -223,9 +228,6 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
         cfg.train_dataloader.batch_size = hp.batch_size
     schedulers = list(cfg.get("param_scheduler") or [])
     if hp.scheduler is not None:
-        if hp.scheduler == "plateau" and not _by_epoch(cfg):
-            raise OtxlikeError("--scheduler plateau needs an epoch-based training loop (it steps after each "
-                               "validation); model.py trains by iterations", "use cosine or step")
         schedulers = [s for s in schedulers if _is_warmup(s)] + _schedulers(hp.scheduler, cfg.train_cfg.max_epochs,
                                                                               eval_key)
     if hp.warmup is not None:
@@ -237,8 +239,10 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
     if hp.eval_interval is not None:
         cfg.train_cfg.val_interval = hp.eval_interval
     if hp.eval_key is not None:
-        cfg.default_hooks.checkpoint.save_best = hp.eval_key
-        cfg.default_hooks.checkpoint.rule = "greater"
+        hooks = cfg.get("default_hooks") or {}
+        hooks["checkpoint"] = {**(hooks.get("checkpoint") or {"type": "CheckpointHook", "interval": 1}),
+                               "save_best": hp.eval_key, "rule": "greater"}
+        cfg.default_hooks = hooks
     if hp.early_stop is not None:
         cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
                             dict(type="EarlyStoppingHook", monitor=eval_key, rule="greater", patience=hp.early_stop,
