@@ -87,11 +87,12 @@ def check_images(paths: list[Path], folder: Path) -> None:
             good[str(path)] = stamp
         else:
             problems.append(f"{path} ({why})")
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_file, json.dumps(good))
-    except OSError:
-        pass  # a read-only cache only costs time
+    if good != seen:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache_file, json.dumps(good))
+        except OSError:
+            pass  # a read-only cache only costs time
     if problems:
         raise OtxlikeError(problems_line("image files cannot be read", problems),
                            "replace or remove them (and their annotations)")

@@ -80,7 +80,9 @@ def check_fits(checkpoint: Path, cfg) -> None:
     tensors = state.get("state_dict", state) if isinstance(state, dict) else None
     if not isinstance(tensors, dict):
         raise OtxlikeError(f"checkpoint {checkpoint} holds no state dict", "use a checkpoint written by 'otxlike train'")
-    with DefaultScope.overwrite_default_scope(cfg.get("default_scope") or "mmengine"):
+    from otxlike.workspace.workspace import config_scope
+
+    with DefaultScope.overwrite_default_scope(config_scope(cfg)):
         own = MODELS.build(cfg.model).state_dict()
     missing = [k for k in own if k not in tensors]
     mismatched = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()

@@ -192,7 +192,7 @@ def _schedulers(name: str, max_epochs: int, eval_key: str) -> list[dict]:
     return []
 
 
-def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
+def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> str:
     """Write ``hp`` into the run config ``cfg`` (an mmengine ``Config``), in place.
 
     Args:
@@ -200,6 +200,9 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
         hp: The overrides (checked with :meth:`HParams.check` first).
         task: The workspace's task (its metric keys and their scale).
         scope: The config's default scope (for optimizer lookup).
+
+    Returns:
+        The device the run trains on (:func:`check_device`).
 
     Raises:
         OtxlikeError: An unknown optimizer or eval key, ``--epochs`` or a scheduler on an
@@ -260,6 +263,7 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> None:
         cfg.randomness = dict(seed=hp.seed)
     if hp.cfg_options:
         _merge_options(cfg, hp.cfg_options)
+    return device
 
 
 def _saved_best(cfg) -> str | None:

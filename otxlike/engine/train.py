@@ -16,7 +16,7 @@ import yaml
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook
-from otxlike.engine.hparams import HParams, apply, check_device, effective
+from otxlike.engine.hparams import HParams, apply, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.engine.weights import preflight
 from otxlike.errors import OtxlikeError
@@ -71,9 +71,9 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     run_dir = run_dir if resume else new_run_dir(ws, "train")
     try:
         cfg = load_config(ws, run_dir, ("train", "val"))
-        apply(cfg, hp, ws.task_spec, config_scope(cfg))
+        device = apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
-        used = effective(cfg, hp, check_device(hp), weights)
+        used = effective(cfg, hp, device, weights)
         overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
         atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:

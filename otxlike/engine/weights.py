@@ -108,17 +108,21 @@ def _quiet():
         logging.disable(logging.NOTSET)
 
 
-def _try_load(checkpoint: str) -> str | None:
-    """Load ``checkpoint`` with mmengine's ``CheckpointLoader`` (downloading it into the cache if
-    need be); None if it loads, else the reason in one line. torch.hub's download messages are
-    kept off the console."""
+def _load(checkpoint: str):
+    """The checkpoint as mmengine's ``CheckpointLoader`` reads it (downloading it into the cache if
+    need be), quietly and under otxlike's weights-only allow-list."""
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from otxlike.engine.checkpoints import checkpoint_loading
 
+    with _quiet(), checkpoint_loading():
+        return CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+
+
+def _try_load(checkpoint: str) -> str | None:
+    """None if ``checkpoint`` loads (:func:`_load`), else the reason in one line."""
     try:
-        with _quiet(), checkpoint_loading():
-            CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+        _load(checkpoint)
     except OtxlikeError as exc:
         return str(exc)
     except Exception as exc:  # URLError (no network), FileNotFoundError, a corrupt file, ...
@@ -185,14 +189,9 @@ def explicit(checkpoint: str, module=None) -> dict:
         OtxlikeError: If it cannot be loaded (the message names the URL and the cache file), or
             holds none of ``module``'s tensors.
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    from otxlike.engine.checkpoints import checkpoint_loading
-
     url, cache = resolve(checkpoint)
     try:
-        with _quiet(), checkpoint_loading():
-            state = CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
+        state = _load(checkpoint)
     except OtxlikeError:
         raise
     except Exception as exc:
