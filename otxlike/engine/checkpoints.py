@@ -72,6 +72,26 @@ def check_fits(checkpoint: Path, cfg) -> None:
         OtxlikeError: One line with the numbers of missing and mis-shaped tensors and the first
             of each.
     """
+    _build_checked(checkpoint, cfg)
+
+
+def load_model(checkpoint: Path, cfg):
+    """The config's model (eval mode, CPU) with the weights of ``checkpoint``, checked like
+    :func:`check_fits`; ``checkpoint`` is first checked by :func:`checkpoint_loading`.
+
+    Raises:
+        OtxlikeError: An unreadable checkpoint, one holding other objects, or one that does not fit.
+    """
+    checkpoint = Path(checkpoint)
+    with checkpoint_loading(checkpoint):
+        model, tensors = _build_checked(checkpoint, cfg)
+    model.load_state_dict({k: tensors[k] for k in model.state_dict()})
+    return model.eval()
+
+
+def _build_checked(checkpoint: Path, cfg):
+    """``(model, state dict)``: the config's model built in its default scope and the
+    checkpoint's tensors, after the fit check of :func:`check_fits`."""
     import torch
     from mmengine.registry import MODELS, DefaultScope
 
@@ -83,7 +103,8 @@ def check_fits(checkpoint: Path, cfg) -> None:
     from otxlike.workspace.workspace import config_scope
 
     with DefaultScope.overwrite_default_scope(config_scope(cfg)):
-        own = MODELS.build(cfg.model).state_dict()
+        model = MODELS.build(cfg.model)
+    own = model.state_dict()
     missing = [k for k in own if k not in tensors]
     mismatched = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
                   if k in tensors and hasattr(tensors[k], "shape") and tuple(tensors[k].shape) != tuple(v.shape)]
@@ -95,3 +116,4 @@ def check_fits(checkpoint: Path, cfg) -> None:
             parts.append(f"{len(mismatched)} have another shape (e.g. {mismatched[0]}: checkpoint vs model)")
         raise OtxlikeError(f"checkpoint {Path(checkpoint).name} does not fit this workspace's model: "
                            + "; ".join(parts), "use a checkpoint trained in this workspace (outputs/*/best_*.pth)")
+    return model, tensors
