@@ -74,12 +74,11 @@ def batched_nms_indices(boxes: torch.Tensor, scores: torch.Tensor, max_per_class
     group, box = keep // k, keep % k
     rows = torch.stack([group // c, group % c, box], dim=1)
     # at most max_per_class per (image, class): rank inside each group, keep is score-ordered
-    rank = torch.zeros_like(group)
-    if len(group):
-        order = torch.argsort(group, stable=True)
-        sorted_groups = group[order]
-        first = torch.searchsorted(sorted_groups, sorted_groups)
-        rank[order] = torch.arange(len(group), device=group.device) - first
+    order = torch.argsort(group, stable=True)
+    sorted_groups = group[order]
+    first = torch.searchsorted(sorted_groups, sorted_groups)  # position of each group's best box
+    rank = torch.zeros_like(group).index_put(
+        (order,), torch.arange(group.shape[0], device=group.device) - first)
     return rows[rank < max_per_class]
 
 

@@ -3,8 +3,12 @@ run's log, checkpoints and ``metrics.json``; ``outputs/latest`` points at the la
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from otxlike.fileio import atomic_write_text, timestamp
@@ -20,6 +24,39 @@ def new_run_dir(ws: Workspace, verb: str) -> Path:
         run_dir = ws.outputs / f"{timestamp()}_{verb}_{n}"
     run_dir.mkdir(parents=True)
     return run_dir
+
+
+@dataclasses.dataclass
+class Stage:
+    """The temp folder of :func:`staged_dir` (``path``) and, once renamed, its ``final`` path."""
+
+    path: Path
+    final: Path | None = None
+
+
+@contextlib.contextmanager
+def staged_dir(parent: Path, name: str):
+    """Yield a :class:`Stage`: a hidden temp folder in ``parent``, renamed to ``parent/name``
+    (``name_2``, ... if taken) when the block succeeds. On any error the temp folder is removed,
+    so nothing half-written is ever found under ``name``."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Stage(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage.path, ignore_errors=True)
+        raise
+    final, n = parent / name, 1
+    while final.exists():
+        n += 1
+        final = parent / f"{name}_{n}"
+    os.rename(stage.path, final)
+    stage.final = final
+
+
+def staged_run_dir(ws: Workspace, verb: str):
+    """:func:`staged_dir` for ``outputs/<timestamp>_<verb>``."""
+    return staged_dir(ws.outputs, f"{timestamp()}_{verb}")
 
 
 def resumable_run(ws: Workspace) -> Path | None:

@@ -1,0 +1,188 @@
+"""Running an exported model (ONNX Runtime, OpenVINO, TorchScript) or a checkpoint the same way.
+
+An export folder holds the model file and ``model.json`` (:func:`otxlike.deploy.export.model_info`
+writes it; docs/deploy.md lists its fields). Both kinds of model take the same batch: float32
+(N, 3, H, W), RGB, 0..255, stretched to the exported H x W (:func:`read_images`), and return the
+outputs of :mod:`otxlike.deploy.graphs` as numpy arrays by name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otxlike.errors import OtxlikeError
+
+#: Export format -> the model file in the export folder.
+MODEL_FILES = {"openvino": "model.xml", "onnx": "model.onnx", "torchscript": "model.pt"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class LoadedModel:
+    """A model that maps a (N, 3, H, W) float32 RGB batch to its named outputs.
+
+    Attributes:
+        info: The ``model.json`` content (task, classes, input, outputs, ...).
+        path: The model file (or the checkpoint).
+        run: ``batch -> {output name: array}``.
+    """
+
+    info: dict
+    path: Path
+    run: object = field(repr=False)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) in pixels."""
+        shape = self.info["input"]["shape"]
+        return int(shape[2]), int(shape[3])
+
+    @property
+    def task(self) -> str:
+        return self.info["task"]
+
+
+def find_model_json(path: Path) -> Path:
+    """``model.json`` of an export given as its folder, its model file or the json itself.
+
+    Raises:
+        OtxlikeError: No such file or folder, or no model.json beside the model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise OtxlikeError(f"{path} does not exist", "pass an export folder (outputs/*_export) or its model file")
+    folder = path if path.is_dir() else path.parent
+    info = folder / "model.json"
+    if not info.is_file():
+        raise OtxlikeError(f"no model.json in {folder}",
+                           "pass a folder written by 'otxlike export' (model.json describes the model's input and outputs)")
+    return info
+
+
+def load_exported(path: Path, device: str = "CPU") -> LoadedModel:
+    """Load an export folder (or its model file / model.json) with its runtime.
+
+    Args:
+        path: The folder ``otxlike export`` or ``otxlike optimize`` wrote, or a file in it.
+        device: OpenVINO device name (``CPU``).
+
+    Raises:
+        OtxlikeError: A missing or unreadable model.json, an unknown format, a missing model file,
+            or a runtime that cannot read the model.
+    """
+    info_path = find_model_json(path)
+    try:
+        info = json.loads(info_path.read_text())
+        fmt, model_file = info["format"], info_path.parent / info["model"]
+        info["task"], info["input"]["shape"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OtxlikeError(f"{info_path} is not a model.json written by otxlike ({type(exc).__name__}: {exc})",
+                           "export the model again with 'otxlike export'") from exc
+    if fmt not in MODEL_FILES:
+        raise OtxlikeError(f"unknown format '{fmt}' in {info_path}", f"formats: {', '.join(MODEL_FILES)}")
+    if not model_file.is_file():
+        raise OtxlikeError(f"{model_file} (named in {info_path.name}) does not exist", "export the model again")
+    names = [o["name"] for o in info["outputs"]]
+    try:
+        run = _RUNNERS[fmt](model_file, names, device)
+    except OtxlikeError:
+        raise
+    except Exception as exc:
+        raise OtxlikeError(f"{fmt} cannot load {model_file}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                           "export the model again with 'otxlike export'") from exc
+    return LoadedModel(info, model_file, run)
+
+
+def _onnx_runner(model_file: Path, names: list[str], device: str):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def run(batch):
+        return dict(zip(names, session.run(names, {input_name: batch})))
+    return run
+
+
+def _openvino_runner(model_file: Path, names: list[str], device: str):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(model_file), device)
+    request = compiled.create_infer_request()
+
+    def run(batch):
+        result = request.infer({0: batch})
+        return {name: result[compiled.output(name)].copy() for name in names}
+    return run
+
+
+def _torchscript_runner(model_file: Path, names: list[str], device: str):
+    import torch
+
+    module = torch.jit.load(str(model_file), map_location="cpu").eval()
+
+    def run(batch):
+        with torch.no_grad():
+            out = module(torch.from_numpy(batch))
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        return {name: t.numpy() for name, t in zip(names, out)}
+    return run
+
+
+_RUNNERS = {"onnx": _onnx_runner, "openvino": _openvino_runner, "torchscript": _torchscript_runner}
+
+
+def graph_runner(graph):
+    """``batch -> {name: array}`` for an export graph run eagerly in PyTorch."""
+    import torch
+
+    def run(batch):
+        with torch.no_grad():
+            out = graph(torch.from_numpy(batch))
+        out = out if isinstance(out, tuple) else (out,)
+        return {name: t.numpy() for name, t in zip(graph.output_names, out)}
+    return run
+
+
+def list_images(source: Path) -> list[Path]:
+    """The image files of ``source`` (one file, or a folder's files sorted by name, not recursive).
+
+    Raises:
+        OtxlikeError: ``source`` missing, or a folder without images.
+    """
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise OtxlikeError(f"{source} does not exist", "pass an image file or a folder of images")
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise OtxlikeError(f"no images in {source}", f"put {', '.join(IMAGE_SUFFIXES)} files there")
+    return images
+
+
+def read_images(paths: list[Path], input_size: tuple[int, int]):
+    """``(batch, sizes)``: float32 (N, 3, H, W) RGB 0..255, each image stretched to ``input_size``
+    (H, W) with bilinear resampling (Pillow), and each original (height, width).
+
+    Raises:
+        OtxlikeError: A file Pillow cannot decode (named).
+    """
+    import numpy as np
+    from PIL import Image
+
+    h, w = input_size
+    batch, sizes = np.empty((len(paths), 3, h, w), np.float32), []
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                sizes.append((im.height, im.width))
+                if im.size != (w, h):
+                    im = im.resize((w, h), Image.BILINEAR)
+                batch[i] = np.asarray(im, np.float32).transpose(2, 0, 1)
+        except OSError as exc:
+            raise OtxlikeError(f"cannot read image {path}: {exc}", "remove or replace the file") from exc
+    return batch, sizes
