@@ -186,3 +186,16 @@ def read_images(paths: list[Path], input_size: tuple[int, int]):
         except OSError as exc:
             raise OtxlikeError(f"cannot read image {path}: {exc}", "remove or replace the file") from exc
     return batch, sizes
+
+
+def throughput(model: LoadedModel, batch, seconds: float = 2.0, min_runs: int = 3) -> float:
+    """Images per second of ``model`` on ``batch`` (N, 3, H, W): one warm-up call, then calls
+    until ``seconds`` have passed (at least ``min_runs``); wall time of the calls only."""
+    import time
+
+    model.run(batch)
+    runs, start = 0, time.perf_counter()
+    while runs < min_runs or time.perf_counter() - start < seconds:
+        model.run(batch)
+        runs += 1
+    return runs * len(batch) / (time.perf_counter() - start)

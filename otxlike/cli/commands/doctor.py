@@ -6,7 +6,7 @@ import typer
 
 from otxlike.cli.common import console, errors
 
-ORDER = 4
+ORDER = 7
 
 
 def doctor() -> None:

@@ -9,7 +9,7 @@ import typer
 
 from otxlike.cli.common import console, errors, print_lines
 
-ORDER = 5
+ORDER = 8
 
 sample_app = typer.Typer(help="Write sample datasets made from real images shipped by installed packages.",
                          no_args_is_help=True, rich_markup_mode=None)

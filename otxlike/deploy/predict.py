@@ -1,0 +1,174 @@
+"""``otxlike predict``: run an exported model or a checkpoint on images; write results and pictures.
+
+Results are in original image pixels: boxes rescaled from the model's input size, masks pasted
+into their boxes (mmdet's ``_do_paste_mask``) and stored as COCO RLE (pycocotools), semantic class
+maps resized with nearest-neighbour and saved as PNG. Each picture is the image with the results
+drawn over it (Pillow).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from otxlike.deploy.runtime import LoadedModel, list_images, read_images
+from otxlike.errors import OtxlikeError
+from otxlike.fileio import atomic_write_text
+
+#: Colours for classes (RGB), repeated when there are more classes; Tableau's 10-colour palette.
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+@dataclass
+class PredictResult:
+    """Where ``predict`` wrote, and the results per image (as in ``predictions.json``)."""
+
+    out_dir: Path
+    results: list[dict]
+
+
+def image_results(task: str, outputs: dict, i: int, size: tuple[int, int], info: dict,
+                  score_thr: float) -> dict:
+    """The results of image ``i`` of a batch, in its original ``size`` (H, W).
+
+    Returns:
+        classification: ``label``, ``class``, ``score``, ``scores`` (per class);
+        detection: ``detections``: list of ``box`` (x1, y1, x2, y2), ``score``, ``label``,
+        ``class`` with score >= ``score_thr``; instance segmentation adds ``mask`` (COCO RLE)
+        to each; segmentation: ``class_map`` (H, W) uint8 array (written to PNG by the caller)
+        and ``pixels`` per class name.
+    """
+    import numpy as np
+
+    classes = info["classes"]
+    in_h, in_w = info["input"]["shape"][2:]
+    if task == "classification":
+        scores = outputs["scores"][i]
+        label = int(scores.argmax())
+        return {"label": label, "class": classes[label], "score": float(scores[label]),
+                "scores": [round(float(s), 6) for s in scores]}
+    if task == "segmentation":
+        from PIL import Image
+
+        labels = outputs["labels"][i].astype(np.uint8)
+        class_map = np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.NEAREST))
+        counts = np.bincount(class_map.ravel(), minlength=len(classes))
+        return {"class_map": class_map, "pixels": {classes[c]: int(n) for c, n in enumerate(counts) if n}}
+    keep = outputs["scores"][i] >= max(score_thr, 1e-12)
+    scale = np.array([size[1] / in_w, size[0] / in_h] * 2, np.float32)
+    boxes = outputs["boxes"][i][keep] * scale
+    scores, labels = outputs["scores"][i][keep], outputs["labels"][i][keep].astype(int)
+    found = [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 6), "label": int(c), "class": classes[c]}
+             for b, s, c in zip(boxes, scores, labels)]
+    if "masks" in outputs:
+        import torch
+        from pycocotools import mask as mask_utils
+
+        from otxlike.deploy.evaluate import paste_masks
+
+        masks = paste_masks(outputs["masks"][i][keep], torch.from_numpy(boxes), size,
+                            info.get("postprocess", {}).get("mask_threshold", 0.5)).numpy()
+        for det, mask in zip(found, masks):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            det["mask"] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
+            det["_mask"] = mask
+    return {"detections": found}
+
+
+def draw(image_path: Path, result: dict, task: str, classes: list[str]):
+    """The image (RGB, original size) with ``result`` drawn over it, as a Pillow image."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    with Image.open(image_path) as im:
+        canvas = im.convert("RGB")
+    if task == "segmentation":
+        colours = np.array([(0, 0, 0)] + [PALETTE[c % len(PALETTE)] for c in range(len(classes) - 1)], np.uint8)
+        overlay = colours[result["class_map"] % len(colours)]
+        base = np.asarray(canvas, np.float32)
+        painted = result["class_map"][..., None] > 0
+        canvas = Image.fromarray(np.where(painted, 0.45 * base + 0.55 * overlay, base).astype(np.uint8))
+        return canvas
+    pen = ImageDraw.Draw(canvas)
+    if task == "classification":
+        text = f"{result['class']} {result['score']:.2f}"
+        pen.rectangle([0, 0, 8 + 6 * len(text), 14], fill=(0, 0, 0))
+        pen.text((3, 2), text, fill=(255, 255, 255))
+        return canvas
+    base = np.asarray(canvas, np.float32)
+    for det in result["detections"]:
+        if "_mask" in det:
+            colour = np.array(PALETTE[det["label"] % len(PALETTE)], np.float32)
+            m = det["_mask"][..., None]
+            base = np.where(m, 0.5 * base + 0.5 * colour, base)
+    canvas = Image.fromarray(base.astype(np.uint8))
+    pen = ImageDraw.Draw(canvas)
+    for det in result["detections"]:
+        colour = PALETTE[det["label"] % len(PALETTE)]
+        x1, y1, x2, y2 = det["box"]
+        pen.rectangle([x1, y1, x2, y2], outline=colour, width=2)
+        text = f"{det['class']} {det['score']:.2f}"
+        pen.rectangle([x1, max(0, y1 - 12), x1 + 6 * len(text) + 4, max(12, y1)], fill=colour)
+        pen.text((x1 + 2, max(0, y1 - 12)), text, fill=(255, 255, 255))
+    return canvas
+
+
+def predict(model: LoadedModel, source: Path, out_dir: Path, score_thr: float = 0.3,
+            batch_size: int = 8, pictures: bool = True) -> PredictResult:
+    """Run ``model`` on ``source`` (an image or a folder of images) into ``out_dir``.
+
+    Writes ``predictions.json`` (one entry per image: ``image`` and the results of
+    :func:`image_results`), and unless ``pictures`` is False ``<stem>.png`` per image with the
+    results drawn; segmentation also writes ``<stem>_classes.png`` (the class map, pixel = class
+    index). ``out_dir`` is written as a temp folder renamed at the end.
+
+    Raises:
+        OtxlikeError: No images, an unreadable image, bad ``score_thr``/``batch_size``, or an
+            ``out_dir`` that exists and is not an empty folder.
+    """
+    from PIL import Image
+
+    from otxlike.workspace.runs import staged_dir
+
+    if not 0.0 <= score_thr <= 1.0:
+        raise OtxlikeError(f"--score-thr {score_thr} must lie in [0, 1]", "e.g. --score-thr 0.3")
+    if batch_size < 1:
+        raise OtxlikeError(f"--batch-size {batch_size} must be >= 1")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise OtxlikeError(f"{out_dir} exists and is not an empty folder", "choose a new --out folder")
+    images = list_images(source)
+    task, classes = model.task, model.info["classes"]
+    results = []
+    with staged_dir(out_dir.parent, out_dir.name) as stage:
+        for first in range(0, len(images), batch_size):
+            paths = images[first:first + batch_size]
+            batch, sizes = read_images(paths, model.input_size)
+            outputs = model.run(batch)
+            for i, (path, size) in enumerate(zip(paths, sizes)):
+                result = image_results(task, outputs, i, size, model.info, score_thr)
+                name = _unique_stem(path, stage.path)
+                if pictures:
+                    draw(path, result, task, classes).save(stage.path / f"{name}.png")
+                if "class_map" in result:
+                    Image.fromarray(result.pop("class_map")).save(stage.path / f"{name}_classes.png")
+                    result["class_map"] = f"{name}_classes.png"
+                for det in result.get("detections", []):
+                    det.pop("_mask", None)
+                results.append({"image": str(path), **({"picture": f"{name}.png"} if pictures else {}), **result})
+        doc = {"model": str(model.path), "format": model.info["format"], "task": task, "classes": classes,
+               "score_thr": score_thr, "images": results}
+        atomic_write_text(stage.path / "predictions.json", json.dumps(doc, indent=1) + "\n")
+        if out_dir.exists():  # an empty folder the user made: replaced by the staged one
+            out_dir.rmdir()
+    return PredictResult(stage.final, results)
+
+
+def _unique_stem(path: Path, folder: Path) -> str:
+    stem, n = path.stem, 1
+    while (folder / f"{stem}.png").exists() or (folder / f"{stem}_classes.png").exists():
+        n += 1
+        stem = f"{path.stem}_{n}"
+    return stem
