@@ -291,3 +291,55 @@ def test_model_json_missing_or_broken(exports, tmp_path):
     (broken / "model.json").unlink()
     with pytest.raises(OtxlikeError, match="no model.json"):
         load_exported(broken / "model.onnx")
+
+
+#: The parity the export promises (issue 14): metric units as the evaluators report them.
+PARITY = {"classification": {"accuracy/top1": 0.5}, "detection": {"coco/bbox_mAP": 0.01},
+          "instance-segmentation": {"coco/bbox_mAP": 0.01, "coco/segm_mAP": 0.01}, "segmentation": {"mIoU": 0.5}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_trained_export_keeps_the_metric(tmp_path, digits, canvases, cli, task):
+    """Train one epoch, export to OpenVINO through the CLI, evaluate both: the metric holds."""
+    data = digits if task == "classification" else canvases
+    ws_root = tmp_path / "ws"
+    assert cli("build", "--task", task, "--train-data-roots", data.train_root, "--val-data-roots", data.val_root,
+               "--workspace", ws_root).exit_code == 0
+    assert cli("train", "-w", ws_root, "--epochs", "1", "--weights", "none").exit_code == 0
+    exported = cli("export", "-w", ws_root)
+    assert exported.exit_code == 0, exported.output
+    folder = next(ws_root.glob("outputs/*_export"))
+    ws = Workspace.load(ws_root)
+    from otxlike.deploy.evaluate import evaluate_model
+    from otxlike.engine.evaluate import evaluate
+
+    reference = evaluate(ws).metrics
+    got = evaluate_model(ws, folder).metrics
+    for key, tol in PARITY[task].items():
+        assert got[key] == pytest.approx(reference[key], abs=tol), (key, got, reference)
+    last = Workspace.load(ws_root).manifest["history"][-1]
+    assert last["action"] == "eval" and last["model"] == str(folder / "model.xml")
+
+
+@pytest.mark.slow
+def test_optimize_int8_classification(tmp_path, digits, cli):
+    ws_root = tmp_path / "ws"
+    assert cli("build", "--task", "classification", "--train-data-roots", digits.train_root, "--val-data-roots",
+               digits.val_root, "--workspace", ws_root).exit_code == 0
+    assert cli("train", "-w", ws_root, "--epochs", "2", "--weights", "none").exit_code == 0
+    assert cli("export", "-w", ws_root).exit_code == 0
+    result = cli("optimize", "-w", ws_root, "--subset-size", "40")
+    assert result.exit_code == 0, result.output
+    folder = next(ws_root.glob("outputs/*_optimize"))
+    info = json.loads((folder / "model.json").read_text())
+    report = info["optimize"]
+    assert info["precision"] == "int8" and report["subset_size"] == 40
+    # the INT8 model really is quantized: OpenVINO's IR holds FakeQuantize (or u8/i8 weights)
+    xml = (folder / "model.xml").read_text()
+    assert "FakeQuantize" in xml or 'element_type="i8"' in xml or 'element_type="u8"' in xml
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["metrics"]["accuracy/top1"] == pytest.approx(report["int8"])
+    assert abs(report["drop"]) <= 10.0  # 40 val images, 2 epochs: a loose bound, the benchmark measures it
+    again = cli("optimize", "-w", ws_root, "--model", folder)
+    assert again.exit_code == 2 and "optimize quantizes FP32 OpenVINO models" in again.output
