@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from otxlike.errors import OtxlikeError
-from otxlike.stack import CORE, TOOLS, unique, versions
+from otxlike.stack import CORE, DEPLOY, TOOLS, unique, versions
 
 
 def doctor_stack() -> tuple[str, ...]:
     """The distributions ``doctor`` reports: otxlike, the core, every backbone library, the tools."""
     from otxlike.catalog.providers import PROVIDERS
 
-    return unique(("otxlike", *CORE, *(p.package for p in PROVIDERS.values()), *TOOLS))
+    return unique(("otxlike", *CORE, *(p.package for p in PROVIDERS.values()), *TOOLS, *DEPLOY))
 
 
 def stack_versions() -> dict[str, str | None]:

@@ -13,6 +13,8 @@ from importlib import metadata
 CORE = ("torch", "torchvision", "mmengine", "mmcv")
 #: Tools around the models (reported by ``otxlike doctor``).
 TOOLS = ("numpy", "typer", "rich", "pyyaml")
+#: The runtimes and tools of export / optimize / predict (``otxlike.deploy``).
+DEPLOY = ("onnx", "onnxruntime", "openvino", "nncf")
 
 
 def versions(names: tuple[str, ...] | list[str]) -> dict[str, str | None]:

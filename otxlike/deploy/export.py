@@ -19,14 +19,12 @@ from pathlib import Path
 from otxlike.deploy.runtime import MODEL_FILES, LoadedModel, graph_runner, load_exported
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import atomic_write_text
-from otxlike.stack import CORE, versions
+from otxlike.stack import CORE, DEPLOY, versions
 from otxlike.workspace.workspace import Workspace
 
 FORMATS = tuple(MODEL_FILES)
 PRECISIONS = ("fp32", "fp16")
 OPSET = 17
-#: Distributions recorded in model.json besides the core and the task's library.
-DEPLOY = ("onnx", "onnxruntime", "openvino", "nncf")
 #: What each output holds, for model.json (shapes come from the traced graph).
 MEANINGS = {
     "scores": "classification: softmax probabilities per class; detection: score of each detection "
