@@ -79,7 +79,7 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
     cfg = ws.config()
     size = _input_size(cfg, input_size)
     model = load_model(checkpoint, cfg)
-    classes = _classes(checkpoint, ws)
+    classes = _classes(model, ws)
     graph = build_graph(model, ws.task, size)
     try:
         with torch.no_grad():
@@ -111,16 +111,10 @@ def _input_size(cfg, input_size) -> tuple[int, int]:
     return h, w
 
 
-def _classes(checkpoint: Path, ws: Workspace) -> list[str]:
-    """Class names from the checkpoint's ``meta.dataset_meta`` (mmengine's Runner saves the train
-    dataset's metainfo there), else from the workspace's data."""
-    import torch
-
-    from otxlike.engine.checkpoints import checkpoint_loading
-
-    with checkpoint_loading():
-        meta = torch.load(str(checkpoint), map_location="cpu").get("meta", {}) or {}
-    classes = (meta.get("dataset_meta") or {}).get("classes")
+def _classes(model, ws: Workspace) -> list[str]:
+    """Class names from the checkpoint's ``meta.dataset_meta`` (:func:`load_model` keeps it), else
+    from the workspace's data."""
+    classes = (getattr(model, "dataset_meta", None) or {}).get("classes")
     if classes:
         return [str(c) for c in classes]
     from otxlike.engine.config import load_config

@@ -77,21 +77,25 @@ def check_fits(checkpoint: Path, cfg) -> None:
 
 def load_model(checkpoint: Path, cfg):
     """The config's model (eval mode, CPU) with the weights of ``checkpoint``, checked like
-    :func:`check_fits`; ``checkpoint`` is first checked by :func:`checkpoint_loading`.
+    :func:`check_fits`; ``checkpoint`` is first checked by :func:`checkpoint_loading`. The
+    checkpoint's ``meta.dataset_meta`` (class names) is kept as ``model.dataset_meta``.
 
     Raises:
         OtxlikeError: An unreadable checkpoint, one holding other objects, or one that does not fit.
     """
     checkpoint = Path(checkpoint)
     with checkpoint_loading(checkpoint):
-        model, tensors = _build_checked(checkpoint, cfg)
+        model, state = _build_checked(checkpoint, cfg)
+    tensors = state.get("state_dict", state)
     model.load_state_dict({k: tensors[k] for k in model.state_dict()})
+    meta = state.get("meta") if isinstance(state.get("meta"), dict) else {}
+    model.dataset_meta = meta.get("dataset_meta") or {}  # mmengine's Runner saves the train metainfo there
     return model.eval()
 
 
 def _build_checked(checkpoint: Path, cfg):
-    """``(model, state dict)``: the config's model built in its default scope and the
-    checkpoint's tensors, after the fit check of :func:`check_fits`."""
+    """``(model, checkpoint)``: the config's model built in its default scope and the loaded
+    checkpoint (a dict), after the fit check of :func:`check_fits`."""
     import torch
     from mmengine.registry import MODELS, DefaultScope
 
@@ -116,4 +120,4 @@ def _build_checked(checkpoint: Path, cfg):
             parts.append(f"{len(mismatched)} have another shape (e.g. {mismatched[0]}: checkpoint vs model)")
         raise OtxlikeError(f"checkpoint {Path(checkpoint).name} does not fit this workspace's model: "
                            + "; ".join(parts), "use a checkpoint trained in this workspace (outputs/*/best_*.pth)")
-    return model, tensors
+    return model, state
