@@ -103,7 +103,7 @@ def test_graph_matches_mmdet_predict(seeded, digits, canvases, task):
 
     from otxlike.deploy.evaluate import paste_masks
     from otxlike.deploy.export import checkpoint_graph
-    from otxlike.deploy.runtime import graph_runner, read_images
+    from otxlike.deploy.runtime import graph_runner
 
     ws, checkpoint = seeded[task]
     graph, info, _ = checkpoint_graph(ws, checkpoint, None)
@@ -265,6 +265,7 @@ def test_export_refusals_leave_nothing(seeded, exports, tmp_path, cli):
         (["export", "--format", "onnx", "--precision", "fp16", "--checkpoint", checkpoint], "fp16 is for --format openvino"),
         (["export", "--input-size", "100", "100", "--checkpoint", checkpoint], "not a multiple of 32"),
         (["export", "--checkpoint", tmp_path / "none.pth"], "does not exist"),
+        (["export", "--checkpoint", tmp_path], "is a folder without a checkpoint"),
         (["export", "--checkpoint", seeded["classification"][1]], "does not fit this workspace's model"),
         (["export"], "no trained checkpoint"),
         (["eval", "--model", tmp_path], "no model.json"),
@@ -314,7 +315,8 @@ def test_trained_export_keeps_the_metric(tmp_path, digits, canvases, cli, task):
     from otxlike.deploy.evaluate import evaluate_model
     from otxlike.engine.evaluate import evaluate
 
-    reference = evaluate(ws).metrics
+    run_folder = next(ws_root.glob("outputs/*_train"))
+    reference = evaluate(ws, checkpoint=run_folder).metrics  # a run folder means its best checkpoint
     got = evaluate_model(ws, folder).metrics
     for key, tol in PARITY[task].items():
         assert got[key] == pytest.approx(reference[key], abs=tol), (key, got, reference)

@@ -57,7 +57,7 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
 
     Args:
         ws: The workspace whose model.py the checkpoint was trained with.
-        checkpoint: A ``.pth``; default: the best one of ``outputs/latest``.
+        checkpoint: A ``.pth`` or a training run folder; default: the best one of ``outputs/latest``.
         input_size: (H, W) in pixels; default: ``input_size`` of data_pipeline.py, square.
 
     Raises:
@@ -67,15 +67,9 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
 
     from otxlike.deploy.graphs import build_graph
     from otxlike.engine.checkpoints import load_model
-    from otxlike.workspace.runs import latest_checkpoint
+    from otxlike.workspace.runs import pick_checkpoint
 
-    if checkpoint is None:
-        checkpoint = latest_checkpoint(ws)
-        if checkpoint is None:
-            raise OtxlikeError("no trained checkpoint in outputs/latest", "run 'otxlike train' first, or pass --checkpoint")
-    checkpoint = Path(checkpoint).resolve()
-    if not checkpoint.is_file():
-        raise OtxlikeError(f"checkpoint {checkpoint} does not exist", "pass an existing .pth file")
+    checkpoint = pick_checkpoint(ws, checkpoint)
     cfg = ws.config()
     size = _input_size(cfg, input_size)
     model = load_model(checkpoint, cfg)

@@ -11,7 +11,7 @@ from otxlike.engine.config import load_config
 from otxlike.engine.hooks import complete_metrics
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.errors import OtxlikeError
-from otxlike.workspace.runs import latest_checkpoint, new_run_dir, write_metrics
+from otxlike.workspace.runs import new_run_dir, pick_checkpoint, write_metrics
 from otxlike.workspace.workspace import Workspace
 
 
@@ -21,8 +21,8 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
 
     Args:
         ws: The workspace.
-        checkpoint: A ``.pth`` file; default: the one :func:`find_checkpoint` picks from
-            ``outputs/latest``.
+        checkpoint: A ``.pth`` file or a training run folder; default: the one
+            :func:`~otxlike.workspace.runs.find_checkpoint` picks from ``outputs/latest``.
         split: Which split of data.yaml to evaluate on.
         verbose: Also show mmengine's own log lines on the console.
 
@@ -35,13 +35,7 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
     """
     if split not in ("val", "test"):
         raise OtxlikeError(f"unknown split '{split}'", "choose val or test")
-    if checkpoint is None:
-        checkpoint = latest_checkpoint(ws)
-        if checkpoint is None:
-            raise OtxlikeError("no trained checkpoint in outputs/latest", "run 'otxlike train' first, or pass --checkpoint")
-    checkpoint = Path(checkpoint).resolve()
-    if not checkpoint.is_file():
-        raise OtxlikeError(f"checkpoint {checkpoint} does not exist", "pass an existing .pth file")
+    checkpoint = pick_checkpoint(ws, checkpoint)
     guard = checkpoint_loading(checkpoint)
     start = time.perf_counter()
     run_dir = new_run_dir(ws, "eval")

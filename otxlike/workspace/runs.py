@@ -108,3 +108,30 @@ def latest_checkpoint(ws: Workspace) -> Path | None:
     """The checkpoint :func:`find_checkpoint` picks from ``outputs/latest``, or None."""
     latest = ws.outputs / "latest"
     return find_checkpoint(latest) if latest.is_dir() else None
+
+
+def pick_checkpoint(ws: Workspace, checkpoint: str | Path | None) -> Path:
+    """The checkpoint a command was given, resolved: a ``.pth`` file, a run folder (its
+    :func:`find_checkpoint`), or None for :func:`latest_checkpoint`.
+
+    Raises:
+        OtxlikeError: Nothing trained yet, a path that does not exist, or a folder without a
+            checkpoint.
+    """
+    from otxlike.errors import OtxlikeError
+
+    if checkpoint is None:
+        found = latest_checkpoint(ws)
+        if found is None:
+            raise OtxlikeError("no trained checkpoint in outputs/latest", "run 'otxlike train' first, or pass --checkpoint")
+        return Path(found).resolve()
+    path = Path(checkpoint).resolve()
+    if path.is_dir():
+        found = find_checkpoint(path)
+        if found is None:
+            raise OtxlikeError(f"{path} is a folder without a checkpoint",
+                               "pass a .pth file, or a training run folder (outputs/<time>_train)")
+        return Path(found).resolve()
+    if not path.is_file():
+        raise OtxlikeError(f"checkpoint {path} does not exist", "pass an existing .pth file or a training run folder")
+    return path
