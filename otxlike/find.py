@@ -16,6 +16,7 @@ from pathlib import Path
 
 from otxlike.catalog.shapes import FeatureShapes
 from otxlike.catalog.spec import BackboneSpec
+from otxlike.errors import OtxlikeError
 from otxlike.models.features import PROBE_SIZE
 from otxlike.tasks import TASKS, get_task
 from otxlike.workspace.templates import Template
@@ -220,6 +221,9 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
 
     if task is not None:
         get_task(task)
+    if backbones is not None and any(not b.strip(" ,") for b in backbones):
+        raise OtxlikeError("--backbone is empty",
+                           "name a library (mmdet, mmseg, mmpretrain, torchvision, timm, custom, all) or a backbone (mmdet.ResNet)")
     names = expand_libraries(backbones or [])
     if not names and not template and (task is not None or show_all):
         names = expand_libraries(["all"])  # `find --task T` / `find --all`: backbones of every library

@@ -152,3 +152,10 @@ def test_doctor(cli):
     result = cli("doctor")
     assert result.exit_code == 0, result.output
     assert "mmcv             2.1.0" in result.output and "ok (nms kept 1 of 2 boxes)" in result.output
+
+
+def test_find_empty_backbone_is_an_error(cli):
+    """An empty --backbone (a shell variable that was not set) is refused, not an empty table."""
+    for value in ("", " ", ","):
+        result = cli("find", "--backbone", value)
+        assert result.exit_code == 2 and "--backbone is empty" in result.output, result.output
