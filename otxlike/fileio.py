@@ -97,3 +97,24 @@ def cache_dir() -> Path:
 def timestamp() -> str:
     """Local time as ``YYYYMMDD_HHMMSS``, used for run and backup folder names."""
     return time.strftime("%Y%m%d_%H%M%S")
+
+
+def check_folder_path(path: Path, option: str) -> None:
+    """Refuse a folder path that is, or lies under, an existing file (no folder can be made there).
+
+    Args:
+        path: Where a command will create or use a folder.
+        option: The command-line option that gave it (``--out``), for the message.
+
+    Raises:
+        OtxlikeError: ``path`` or its nearest existing ancestor is not a folder.
+    """
+    from otxlike.errors import OtxlikeError
+
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"lies under the file {candidate}"
+                raise OtxlikeError(f"{option} {path} {where}", f"pass a folder for {option}")
+            return

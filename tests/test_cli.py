@@ -159,3 +159,21 @@ def test_find_empty_backbone_is_an_error(cli):
     for value in ("", " ", ","):
         result = cli("find", "--backbone", value)
         assert result.exit_code == 2 and "--backbone is empty" in result.output, result.output
+
+
+def test_folder_options_under_a_file(cli, tmp_path, digits):
+    """--out / --workspace that are a file, or lie under one: one line each, nothing created."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("notes\n")
+    cases = [
+        (["sample", "digits", "--out", afile], "--out {} is a file".format(afile)),
+        (["sample", "digits", "--task", "detection", "--out", afile / "x"], f"lies under the file {afile}"),
+        (["build", "--task", "classification", "--workspace", afile / "sub", "--train-data-roots", digits.train_root,
+          "--val-data-roots", digits.val_root], f"--workspace {afile / 'sub'} lies under the file {afile}"),
+        (["build", "--task", "classification", "--workspace", afile, "--train-data-roots", digits.train_root,
+          "--val-data-roots", digits.val_root], f"--workspace {afile} is a file"),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"] and afile.read_text() == "notes\n"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otxlike.errors import OtxlikeError
+from otxlike.fileio import check_folder_path
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def write_digits_classification(
     if size < 8:
         raise OtxlikeError(f"image size must be at least 8 pixels, got {size}")
     root = Path(root)
+    check_folder_path(root, "--out")
     for split in ("train", "val"):
         if (root / split).exists():
             raise OtxlikeError(
@@ -187,6 +189,7 @@ def write_digits_canvases(
     if not 8 <= scale[0] <= scale[1] <= canvas:
         raise OtxlikeError(f"digit sizes {scale} must lie between 8 and the canvas size {canvas}")
     root = Path(root)
+    check_folder_path(root, "--out")
     for split in ("train", "val"):
         if (root / split).exists():
             raise OtxlikeError(f"{root / split} already exists", "choose an empty --out folder or delete it first")

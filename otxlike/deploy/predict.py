@@ -14,7 +14,7 @@ from pathlib import Path
 
 from otxlike.deploy.runtime import LoadedModel, list_images, read_images
 from otxlike.errors import OtxlikeError
-from otxlike.fileio import atomic_write_text
+from otxlike.fileio import atomic_write_text, check_folder_path
 
 #: Colours for classes (RGB), repeated when there are more classes; Tableau's 10-colour palette.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -137,6 +137,7 @@ def predict(model: LoadedModel, source: Path, out_dir: Path, score_thr: float = 
     if batch_size < 1:
         raise OtxlikeError(f"--batch-size {batch_size} must be >= 1")
     out_dir = Path(out_dir)
+    check_folder_path(out_dir, "--out")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise OtxlikeError(f"{out_dir} exists and is not an empty folder", "choose a new --out folder")
     images = list_images(source)

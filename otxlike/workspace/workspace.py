@@ -18,7 +18,7 @@ import yaml
 
 from otxlike import __version__
 from otxlike.errors import OtxlikeError
-from otxlike.fileio import atomic_write_text, current_umask, dump_yaml, locked, timestamp
+from otxlike.fileio import atomic_write_text, check_folder_path, current_umask, dump_yaml, locked, timestamp
 from otxlike.workspace.templates import TEMPLATE_FILES, Template, get_template
 
 MANIFEST = "workspace.yaml"
@@ -305,7 +305,8 @@ def scaffold_workspace(
     template = get_template(task, template_id)
     root = Path(root) if root is not None else default_workspace_dir(task)
     roots = {"train": check_root("train", train_root), "val": check_root("val", val_root)}
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+    check_folder_path(root, "--workspace")
+    if root.exists() and any(root.iterdir()):
         what = "an otxlike workspace" if (root / MANIFEST).is_file() else "not empty"
         raise OtxlikeError(
             f"{root} already exists and is {what}; nothing was changed",
