@@ -239,8 +239,9 @@ def test_predict_writes_pictures_and_json(exports, canvases, tmp_path):
     assert len(doc["images"]) == 8 and doc["task"] == "segmentation"
     first = doc["images"][0]
     picture, class_map = Image.open(result.out_dir / first["picture"]), Image.open(result.out_dir / first["class_map"])
-    assert picture.size == class_map.size == Image.open(first["image"]).size
-    assert sum(first["pixels"].values()) == picture.size[0] * picture.size[1]
+    assert class_map.size == Image.open(first["image"]).size == (128, 128)
+    assert picture.size == (384, 384)  # small images are drawn enlarged (x3) to stay legible
+    assert sum(first["pixels"].values()) == 128 * 128
     with pytest.raises(OtxlikeError, match="not an empty folder"):
         predict(load_exported(exports["segmentation"].folder), canvases.val_root / "images", result.out_dir)
 

@@ -77,41 +77,61 @@ def image_results(task: str, outputs: dict, i: int, size: tuple[int, int], info:
     return {"detections": found}
 
 
+#: Pictures of smaller images are drawn enlarged (integer factor, nearest) to this many pixels on
+#: their long side, so labels stay legible; predictions.json keeps the image's own pixels.
+MIN_PICTURE_SIDE = 384
+
+
 def draw(image_path: Path, result: dict, task: str, classes: list[str]):
-    """The image (RGB, original size) with ``result`` drawn over it, as a Pillow image."""
+    """The image (RGB) with ``result`` drawn over it, as a Pillow image; images smaller than
+    :data:`MIN_PICTURE_SIDE` are enlarged by an integer factor first."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     with Image.open(image_path) as im:
         canvas = im.convert("RGB")
+    k = max(1, -(-MIN_PICTURE_SIDE // max(canvas.size)))
+    if k > 1:
+        canvas = canvas.resize((canvas.width * k, canvas.height * k), Image.NEAREST)
+
+    def enlarge(mask):
+        return mask.repeat(k, 0).repeat(k, 1) if k > 1 else mask
+
+    base = np.asarray(canvas, np.float32)
     if task == "segmentation":
+        class_map = enlarge(result["class_map"])
         colours = np.array([(0, 0, 0)] + [PALETTE[c % len(PALETTE)] for c in range(len(classes) - 1)], np.uint8)
-        overlay = colours[result["class_map"] % len(colours)]
-        base = np.asarray(canvas, np.float32)
-        painted = result["class_map"][..., None] > 0
-        canvas = Image.fromarray(np.where(painted, 0.45 * base + 0.55 * overlay, base).astype(np.uint8))
+        painted = class_map[..., None] > 0
+        canvas = Image.fromarray(np.where(painted, 0.4 * base + 0.6 * colours[class_map], base).astype(np.uint8))
+        pen, x = ImageDraw.Draw(canvas), 2  # a legend of the classes found (class 0 is the background)
+        for c in np.unique(class_map):
+            if c == 0:
+                continue
+            name = str(classes[c])
+            pen.rectangle([x, 2, x + 10 + 6 * len(name), 15], fill=tuple(int(v) for v in colours[c]))
+            pen.text((x + 4, 3), name, fill=(255, 255, 255))
+            x += 16 + 6 * len(name)
         return canvas
-    pen = ImageDraw.Draw(canvas)
     if task == "classification":
+        pen = ImageDraw.Draw(canvas)
         text = f"{result['class']} {result['score']:.2f}"
         pen.rectangle([0, 0, 8 + 6 * len(text), 14], fill=(0, 0, 0))
         pen.text((3, 2), text, fill=(255, 255, 255))
         return canvas
-    base = np.asarray(canvas, np.float32)
     for det in result["detections"]:
         if "_mask" in det:
             colour = np.array(PALETTE[det["label"] % len(PALETTE)], np.float32)
-            m = det["_mask"][..., None]
-            base = np.where(m, 0.5 * base + 0.5 * colour, base)
+            base = np.where(enlarge(det["_mask"])[..., None], 0.5 * base + 0.5 * colour, base)
     canvas = Image.fromarray(base.astype(np.uint8))
     pen = ImageDraw.Draw(canvas)
     for det in result["detections"]:
         colour = PALETTE[det["label"] % len(PALETTE)]
-        x1, y1, x2, y2 = det["box"]
+        x1, y1, x2, y2 = (v * k for v in det["box"])
         pen.rectangle([x1, y1, x2, y2], outline=colour, width=2)
         text = f"{det['class']} {det['score']:.2f}"
-        pen.rectangle([x1, max(0, y1 - 12), x1 + 6 * len(text) + 4, max(12, y1)], fill=colour)
-        pen.text((x1 + 2, max(0, y1 - 12)), text, fill=(255, 255, 255))
+        top = y1 - 13 if y1 >= 13 else y1
+        pen.rectangle([x1, top, x1 + 6 * len(text) + 4, top + 13], fill=colour)
+        pen.text((x1 + 2, top + 1), text, fill=(255, 255, 255))
     return canvas
 
 
