@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from otxlike.engine.config import load_config
 from otxlike.engine.hooks import complete_metrics
 from otxlike.engine.runner import RunResult
 from otxlike.errors import OtxlikeError
-from otxlike.workspace.runs import new_run_dir, write_metrics
+from otxlike.workspace.runs import run_dir_or_nothing, write_metrics
 from otxlike.workspace.workspace import Workspace, config_scope
 
 
@@ -132,15 +131,9 @@ def evaluate_model(ws: Workspace, model: Path | LoadedModel, split: str = "val",
         raise OtxlikeError(f"unknown split '{split}'", "choose val or test")
     loaded = model if isinstance(model, LoadedModel) else load_exported(Path(model))
     start = time.perf_counter()
-    run_dir = new_run_dir(ws, "eval")
-    try:
+    with run_dir_or_nothing(ws, "eval", f"evaluation of {loaded.path.name} failed",
+                            "is the model exported from this workspace?") as run_dir:
         metrics = _evaluate(ws, loaded, split, batch_size, run_dir)
-    except BaseException as exc:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if isinstance(exc, (OtxlikeError, KeyboardInterrupt)):
-            raise
-        raise OtxlikeError(f"evaluation of {loaded.path.name} failed: {type(exc).__name__}: {exc}",
-                           "is the model exported from this workspace?") from exc
     write_metrics(run_dir, metrics, None, model=str(loaded.path), format=loaded.info["format"],
                   precision=loaded.info.get("precision"))
     ws.record("eval", {"run": run_dir.name, "model": str(loaded.path), "metrics": metrics})

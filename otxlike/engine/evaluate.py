@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from otxlike.engine.config import load_config
 from otxlike.engine.hooks import complete_metrics
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.errors import OtxlikeError
-from otxlike.workspace.runs import new_run_dir, pick_checkpoint, write_metrics
+from otxlike.workspace.runs import pick_checkpoint, run_dir_or_nothing, write_metrics
 from otxlike.workspace.workspace import Workspace
 
 
@@ -38,8 +37,8 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
     checkpoint = pick_checkpoint(ws, checkpoint)
     guard = checkpoint_loading(checkpoint)
     start = time.perf_counter()
-    run_dir = new_run_dir(ws, "eval")
-    try:
+    with run_dir_or_nothing(ws, "eval", f"evaluation of {checkpoint.name} failed",
+                            "is the checkpoint from this workspace's model?") as run_dir:
         cfg = load_config(ws, run_dir, ("train", split))  # train: the class list to check against
         if split == "val":
             cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
@@ -48,12 +47,6 @@ def evaluate(ws: Workspace, checkpoint: str | Path | None = None, split: str = "
         runner = make_runner(cfg, verbose)
         with guard, prints_to_log(runner, verbose):
             metrics = runner.test()
-    except BaseException as exc:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if isinstance(exc, (OtxlikeError, KeyboardInterrupt)):
-            raise
-        raise OtxlikeError(f"evaluation of {checkpoint.name} failed: {type(exc).__name__}: {exc}",
-                           "is the checkpoint from this workspace's model?") from exc
     metrics = complete_metrics(cfg.get("test_evaluator"), metrics)
     write_metrics(run_dir, metrics, checkpoint)
     ws.record("eval", {"run": run_dir.name, "checkpoint": str(checkpoint), "metrics": metrics})

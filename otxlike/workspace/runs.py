@@ -26,6 +26,23 @@ def new_run_dir(ws: Workspace, verb: str) -> Path:
     return run_dir
 
 
+@contextlib.contextmanager
+def run_dir_or_nothing(ws: Workspace, verb: str, failure: str, hint: str):
+    """Yield a :func:`new_run_dir`; if the block fails it is removed, and an exception that is not
+    an :class:`~otxlike.errors.OtxlikeError` becomes one: ``"<failure>: <type>: <message>"`` with
+    ``hint``."""
+    from otxlike.errors import OtxlikeError
+
+    run_dir = new_run_dir(ws, verb)
+    try:
+        yield run_dir
+    except BaseException as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, (OtxlikeError, KeyboardInterrupt)):
+            raise
+        raise OtxlikeError(f"{failure}: {type(exc).__name__}: {exc}", hint) from exc
+
+
 @dataclasses.dataclass
 class Stage:
     """The temp folder of :func:`staged_dir` (``path``) and, once renamed, its ``final`` path."""
