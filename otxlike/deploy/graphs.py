@@ -101,17 +101,19 @@ class _Normalize(nn.Module):
 
 
 class ClassifierGraph(nn.Module):
-    """mmpretrain ``ImageClassifier`` -> ``scores`` (N, num_classes)."""
+    """mmpretrain ``ImageClassifier`` -> ``scores`` (N, num_classes): softmax, or sigmoid for a
+    multi-label head (``MultiLabelClsHead._get_predictions``)."""
 
     output_names = ("scores",)
 
     def __init__(self, model: nn.Module, input_size: tuple[int, int]):
         super().__init__()
         self.model, self.normalize, self.input_size = model, _Normalize(model.data_preprocessor), input_size
+        self.multi_label = "MultiLabel" in type(model.head).__name__
 
     def forward(self, image):
         logits = self.model.head(self.model.extract_feat(self.normalize(image)))
-        return F.softmax(logits, dim=1)
+        return logits.sigmoid() if self.multi_label else F.softmax(logits, dim=1)
 
 
 class SegmenterGraph(nn.Module):
