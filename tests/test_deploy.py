@@ -323,6 +323,17 @@ def test_trained_export_keeps_the_metric(tmp_path, digits, canvases, cli, task):
         assert got[key] == pytest.approx(reference[key], abs=tol), (key, got, reference)
     last = Workspace.load(ws_root).manifest["history"][-1]
     assert last["action"] == "eval" and last["model"] == str(folder / "model.xml")
+    # predict from the checkpoint (the same graph in PyTorch) and from the export: the same answers
+    images = _images(task, digits, canvases, 3)[0].parent
+    for source in (["-w", ws_root], ["--model", folder]):
+        assert cli("predict", images, *source, "--out", tmp_path / source[0]).exit_code == 0
+    by_checkpoint, by_model = (json.loads((tmp_path / s / "predictions.json").read_text())["images"] for s in ("-w", "--model"))
+    assert len(by_checkpoint) == len(by_model) > 0
+    for a, b in zip(by_checkpoint, by_model):
+        assert a.get("class") == b.get("class")
+        assert sorted(d["class"] for d in a.get("detections", [])) == sorted(d["class"] for d in b.get("detections", []))
+        pixels = set(a.get("pixels", {})) | set(b.get("pixels", {}))
+        assert sum(abs(a["pixels"].get(c, 0) - b["pixels"].get(c, 0)) for c in pixels) <= 0.002 * 128 * 128
 
 
 @pytest.mark.slow

@@ -133,14 +133,20 @@ def evaluate_model(ws: Workspace, model: Path | LoadedModel, split: str = "val",
     start = time.perf_counter()
     with run_dir_or_nothing(ws, "eval", f"evaluation of {loaded.path.name} failed",
                             "is the model exported from this workspace?") as run_dir:
-        metrics = _evaluate(ws, loaded, split, batch_size, run_dir)
+        metrics = model_metrics(ws, loaded, split, batch_size, run_dir)
     write_metrics(run_dir, metrics, None, model=str(loaded.path), format=loaded.info["format"],
                   precision=loaded.info.get("precision"))
     ws.record("eval", {"run": run_dir.name, "model": str(loaded.path), "metrics": metrics})
     return RunResult(run_dir, loaded.path, metrics, time.perf_counter() - start)
 
 
-def _evaluate(ws: Workspace, model: LoadedModel, split: str, batch_size: int, run_dir: Path) -> dict:
+def model_metrics(ws: Workspace, model: LoadedModel, split: str, batch_size: int, run_dir: Path) -> dict:
+    """The metrics of ``model`` on ``split`` (what :func:`evaluate_model` reports), logging the
+    metrics' own output to ``run_dir/eval.log``; no run folder or history entry of its own.
+
+    Raises:
+        OtxlikeError: A model of another task or classes, bad data.
+    """
     import numpy as np
     from mmengine.evaluator import Evaluator
     from mmengine.logging import MMLogger

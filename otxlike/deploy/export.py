@@ -74,10 +74,12 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
     size = _input_size(cfg, input_size)
     model = load_model(checkpoint, cfg)
     classes = _classes(model, ws)
-    graph = build_graph(model, ws.task, size)
     try:
+        graph = build_graph(model, ws.task, size)
         with torch.no_grad():
             outputs = graph(torch.zeros(1, 3, *size))
+    except OtxlikeError:
+        raise
     except Exception as exc:
         raise OtxlikeError(f"the model cannot take a {size[0]}x{size[1]} input "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
@@ -90,9 +92,13 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
 def _input_size(cfg, input_size) -> tuple[int, int]:
     """(H, W) checked against the data preprocessor's padding divisor."""
     if input_size is None:
-        side = int(cfg.get("input_size", 0) or 0)
+        try:
+            side = int(cfg.get("input_size", 0) or 0)
+        except (TypeError, ValueError):
+            side = 0
         if side <= 0:
-            raise OtxlikeError("data_pipeline.py declares no input_size", "pass --input-size H W")
+            raise OtxlikeError(f"data_pipeline.py's input_size {cfg.get('input_size')!r} is not a size in pixels",
+                               "pass --input-size H W, or set input_size = <pixels> in data_pipeline.py")
         input_size = (side, side)
     h, w = (int(v) for v in input_size)
     if h <= 0 or w <= 0:

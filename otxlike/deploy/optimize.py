@@ -102,11 +102,11 @@ def optimize(ws: Workspace, model: Path | None = None, subset_size: int = 300, b
     if source.info["format"] != "openvino" or source.info.get("precision") != "fp32":
         raise OtxlikeError(f"{source.path.name} is a {source.info['format']} {source.info.get('precision')} model; "
                            "optimize quantizes FP32 OpenVINO models", "export one with 'otxlike export --format openvino'")
-    from otxlike.deploy.evaluate import _evaluate, check_matches
+    from otxlike.deploy.evaluate import check_matches, model_metrics
     from otxlike.deploy.export import write_model_json
     from otxlike.workspace.runs import staged_run_dir, write_metrics
 
-    check_matches(source, ws, source.info["classes"])  # the task; _evaluate checks the classes against the data
+    check_matches(source, ws, source.info["classes"])  # the task; model_metrics checks the classes against the data
     items = calibration_batches(ws, source, subset_size)
     import nncf
     import numpy as np
@@ -129,8 +129,8 @@ def optimize(ws: Workspace, model: Path | None = None, subset_size: int = 300, b
         write_model_json(stage.path, info)
         int8 = load_exported(stage.path)
         metric = ws.task_spec.metric
-        before = _evaluate(ws, source, "val", batch, stage.path)
-        after = _evaluate(ws, int8, "val", batch, stage.path)
+        before = model_metrics(ws, source, "val", batch, stage.path)
+        after = model_metrics(ws, int8, "val", batch, stage.path)
         timing = np.concatenate((items * batch)[:batch])
         fp32_fps, int8_fps = throughput(source, timing), throughput(int8, timing)
         report = {"metric": metric, "fp32": before.get(metric), "int8": after.get(metric),
@@ -139,6 +139,6 @@ def optimize(ws: Workspace, model: Path | None = None, subset_size: int = 300, b
                   "subset_size": len(items), "calibration_split": "train", "source": str(source.path)}
         info["optimize"] = report
         write_model_json(stage.path, info)
-        write_metrics(stage.path, after, None, model=str(stage.path / "model.xml"), fp32_metrics=before, optimize=report)
+        write_metrics(stage.path, after, None, model="model.xml", fp32_metrics=before, optimize=report)
     ws.record("optimize", {"run": stage.final.name, "metrics": after, "optimize": report})
     return OptimizeResult(stage.final, stage.final / "model.xml", report)

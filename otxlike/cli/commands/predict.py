@@ -18,8 +18,9 @@ def predict(
     model: Annotated[Optional[Path], typer.Option(help="An export folder or its model file (no workspace needed).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A checkpoint of the workspace (default when no --model: "
                                                             "the best of outputs/latest).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="New folder for predictions.json and the pictures "
-                                                    "(default: outputs/<time>_predict).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="New folder for predictions.json and the pictures (default: "
+                                                    "outputs/<time>_predict of the workspace, or beside the --model "
+                                                    "folder).")] = None,
     score_thr: Annotated[float, typer.Option(help="Detections below this score are left out.")] = 0.3,
     batch_size: Annotated[int, typer.Option(help="Images per inference call.")] = 8,
 ) -> None:
@@ -33,16 +34,16 @@ def predict(
             raise OtxlikeError("--model and --checkpoint exclude each other", "pass one of them")
         from otxlike.deploy.predict import predict as run_predict
 
-        ws = None
+        from otxlike.workspace.workspace import Workspace
+
+        ws = Workspace.load(workspace) if model is None or workspace is not None else None
         if model is not None:
             from otxlike.deploy.runtime import load_exported
 
             loaded = load_exported(model)
         else:
             from otxlike.deploy.export import checkpoint_model
-            from otxlike.workspace.workspace import Workspace
 
-            ws = Workspace.load(workspace)
             loaded = checkpoint_model(ws, checkpoint)
         if out is None:
             from otxlike.fileio import timestamp
