@@ -9,8 +9,10 @@ For each task, in one process:
 2. `otxlike export` to ONNX and to OpenVINO FP32, `otxlike optimize` to OpenVINO INT8 (300
    calibration images);
 3. the same batches (val images at the exported input size) through PyTorch eager (the export
-   graph in `torch.no_grad()`, the same computation the exports hold), ONNX Runtime, OpenVINO FP32
-   and INT8: images/s over >= 3 s per setting after one warm-up call, all threads of the machine;
+   graph in `torch.no_grad()`, the same computation the exports hold), the library's own
+   `model.test_step` (data preprocessor + per-image predict: what `otxlike eval` runs), ONNX
+   Runtime, OpenVINO FP32 and INT8: images/s over >= 3 s per setting after one warm-up call, all
+   threads of the machine;
 4. the metric of each on val: the checkpoint through mmengine's Runner (`otxlike eval`), the
    exports through `otxlike eval --model`.
 Ratios are images/s over eager's at the same batch size. Targets (issue 14): OpenVINO FP32 >=
@@ -44,6 +46,36 @@ def trained_workspace(task: str, root: Path, epochs: int | None):
     return ws
 
 
+def library_runner(graph, task: str):
+    """``batch -> {}``: the library's own inference on the same images, ``model.test_step`` (data
+    preprocessor, then mmpretrain / mmdet / mmseg ``predict`` with its per-image post-processing)."""
+    import torch
+
+    model = graph.model
+    h, w = graph.input_size
+
+    def samples(n):
+        if task == "classification":
+            return None
+        if task == "segmentation":
+            from mmseg.structures import SegDataSample as Sample
+        else:
+            from mmdet.structures import DetDataSample as Sample
+        out = []
+        for _ in range(n):
+            sample = Sample()
+            sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
+            out.append(sample)
+        return out
+
+    def run(batch):
+        inputs = [torch.from_numpy(image[::-1].copy()) for image in batch]  # BGR, as LoadImageFromFile gives
+        with torch.no_grad():
+            model.test_step({"inputs": inputs, "data_samples": samples(len(batch))})
+        return {}
+    return run
+
+
 def measure(ws, seconds: float) -> list[tuple]:
     """Rows of (runtime, metric, fps at batch 1, fps at batch 8)."""
     import numpy as np
@@ -63,7 +95,9 @@ def measure(ws, seconds: float) -> list[tuple]:
     val = ws.data_root("val")
     images = sorted(p for p in val.rglob("*") if p.suffix.lower() in (".png", ".jpg") and "labels" not in p.parts)
     batch8, _ = read_images(images[:8], eager.input_size)
-    rows = [("PyTorch eager", evaluate(ws, checkpoint=checkpoint).metrics[key], eager)]
+    reference = evaluate(ws, checkpoint=checkpoint).metrics[key]
+    rows = [("PyTorch eager", reference, eager),
+            ("library predict", reference, LoadedModel(info, checkpoint, library_runner(graph, ws.task)))]
     for name, model in (("ONNX Runtime", onnx), ("OpenVINO FP32", fp32), ("OpenVINO INT8", int8)):
         rows.append((name, evaluate_model(ws, model).metrics[key], model))
     return [(name, metric, throughput(model, np.ascontiguousarray(batch8[:1]), seconds),
