@@ -250,3 +250,16 @@ def test_the_stock_head_by_its_bare_name_and_back_to_swapping_backbones(workspac
     assert cli("build", "--head", "mmpretrain.LinearClsHead", cwd=workspace.root).exit_code == 0
     result = cli("build", "--backbone", "torchvision.resnet18", cwd=workspace.root)
     assert result.exit_code == 0 and "model.head.in_channels = 512" in result.output, result.output
+
+
+def test_print_in_a_custom_module_does_not_break_find_json(workspace, cli):
+    """A print() at import of the user's module goes to stderr; --json's stdout stays one document."""
+    import json
+
+    text = (EXAMPLES / "custom_backbones.py").read_text() + "\nprint('loading my backbones')\n"
+    ws = _with_file(workspace, "custom_backbones.py", text)
+    result = cli("find", "--backbone", "custom", "--json", "--workspace", ws.root)
+    assert result.exit_code == 0, result.output
+    names = [b["name"] for b in json.loads(result.stdout)["backbones"]]
+    assert "custom.squeezenet1_1" in names
+    assert "loading my backbones" in result.stderr

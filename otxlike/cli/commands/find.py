@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -30,7 +32,11 @@ def find(
 
     out = console()
     with errors():
-        views = core.find(backbone, task, show_all, template, workspace)
+        if as_json:  # what users' custom modules print() while imported goes to stderr, not into the document
+            with contextlib.redirect_stdout(sys.stderr):
+                views = core.find(backbone, task, show_all, template, workspace)
+        else:
+            views = core.find(backbone, task, show_all, template, workspace)
         if as_json:
             print(json.dumps(core.to_json(views), indent=2))
             return
