@@ -106,3 +106,22 @@ def test_unknown_consumer_type_is_reported(workspace):
     with pytest.raises(OtxlikeError, match="no rule for it"):
         swap_backbone(workspace, "torchvision.resnet18")
     assert workspace.model_py.read_text() == text
+
+
+def test_backbone_yaml_of_another_workspace_folder(workspace, cli, tmp_path):
+    """`build -w WS --backbone backbone.yaml` from another folder edits WS with WS's backbone.yaml;
+    a file of that name in the current folder would win (the shell's rule), one in neither place
+    is one line naming both."""
+    swap_backbone(workspace, "mmdet.RegNet")
+    doc = yaml.safe_load(workspace.backbone_yaml.read_text())
+    doc["backbone"]["arch"] = "regnetx_800mf"
+    workspace.backbone_yaml.write_text(yaml.safe_dump(doc))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("build", "-w", workspace.root, "--backbone", "backbone.yaml", cwd=elsewhere)
+    assert result.exit_code == 0, result.output
+    expected = _mmdet_channels(type="mmdet.RegNet", arch="regnetx_800mf")
+    assert Config.fromfile(str(workspace.model_py)).model.head.in_channels == expected[-1]
+    missing = cli("build", "-w", workspace.root, "--backbone", "other.yaml", cwd=elsewhere)
+    assert missing.exit_code == 2
+    assert "exists neither in the current folder" in missing.output and str(workspace.root) in missing.output

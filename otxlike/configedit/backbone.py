@@ -7,7 +7,7 @@ from pathlib import Path
 
 from otxlike.catalog.shapes import FeatureShapes
 from otxlike.catalog.spec import BackboneSpec
-from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry
+from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry, user_file
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import dump_yaml
 from otxlike.workspace.workspace import Workspace
@@ -148,7 +148,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
     ws.load_custom_modules()  # custom.<name> backbones of the workspace
     is_file = is_yaml_target(target)
     if is_file:
-        spec, values, choice = read_backbone_yaml(Path(target))
+        spec, values, choice = read_backbone_yaml(user_file(ws, target))
         missing = tuple(a.name for a in spec.required if values.get(a.name) is None)
         if missing:
             raise OtxlikeError(

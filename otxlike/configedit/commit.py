@@ -40,6 +40,24 @@ def is_yaml_target(target: str) -> bool:
     return target.endswith((".yaml", ".yml")) or Path(target).is_file()
 
 
+def user_file(ws, target: str) -> Path:
+    """The file a ``--backbone`` / ``--head`` value names: a relative path is taken from the current
+    folder, as the shell would; if no such file is there, from the workspace (so
+    ``otxlike build -w WS --backbone backbone.yaml`` edits WS's backbone.yaml). docs/workspace.md.
+
+    Raises:
+        OtxlikeError: The file is in neither place.
+    """
+    path = Path(target).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    inside = ws.root / path
+    if inside.exists():
+        return inside
+    raise OtxlikeError(f"{target} exists neither in the current folder ({Path.cwd()}) nor in the workspace ({ws.root})",
+                       "pass the file's path, or run 'otxlike build --backbone TYPE' to write backbone.yaml")
+
+
 def read_typed_entry(path: Path, key: str, example: str, regenerate: str) -> dict:
     """The mapping ``key:`` of a user-edited YAML file (``backbone.yaml``, ``head.yaml``), which
     must hold a string ``type``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry
+from otxlike.configedit.commit import commit, is_yaml_target, read_typed_entry, user_file
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import dump_yaml
 from otxlike.workspace.workspace import Workspace
@@ -96,7 +96,7 @@ def swap_head(ws: Workspace, target: str) -> HeadResult:
     scope, input_size, model = ws.model_context()  # also loads the workspace's custom modules
     current = model.get(key) or {}
     is_file = is_yaml_target(target)
-    given = read_typed_entry(Path(target), "head", "", "otxlike build --head TYPE") if is_file else {"type": target}
+    given = read_typed_entry(user_file(ws, target), "head", "", "otxlike build --head TYPE") if is_file else {"type": target}
     name = given.pop("type")
     type_name, cls, module = _resolve(name, scope)
     args, accepts_kwargs = class_args(cls)
