@@ -177,3 +177,18 @@ def test_folder_options_under_a_file(cli, tmp_path, digits):
         result = cli(*args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"] and afile.read_text() == "notes\n"
+
+
+@pytest.mark.parametrize("file, old, new, message", [
+    ("model.py", "model = dict(", "my_model = dict(", "defines no model = dict(type=...)"),
+    ("data_pipeline.py", "input_size = 32", "input_size = 'abc'", "input_size = 'abc'"),
+])
+def test_broken_config_variables_are_one_line(workspace, cli, file, old, new, message):
+    """A renamed `model` or a non-numeric input_size is refused by every verb that reads the config,
+    before anything runs or is written."""
+    path = workspace.root / file
+    path.write_text(path.read_text().replace(old, new, 1))
+    for args in (["train", "--epochs", "1"], ["build", "--backbone", "mmdet.RegNet"]):
+        result = cli(*args, "-w", workspace.root)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not (workspace.root / "outputs").exists() or not any((workspace.root / "outputs").iterdir())

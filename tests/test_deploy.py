@@ -343,8 +343,12 @@ def test_optimize_int8_classification(tmp_path, digits, cli):
                digits.val_root, "--workspace", ws_root).exit_code == 0
     assert cli("train", "-w", ws_root, "--epochs", "2", "--weights", "none").exit_code == 0
     assert cli("export", "-w", ws_root).exit_code == 0
-    result = cli("optimize", "-w", ws_root, "--subset-size", "40")
-    assert result.exit_code == 0, result.output
+    # NNCF runs in its own process, as every CLI command does: in this test process, an mmengine
+    # Runner started by a later test after nncf.quantize crashed (SIGSEGV, see the session note)
+    result = subprocess.run([sys.executable, "-m", "otxlike", "optimize", "-w", str(ws_root), "--subset-size", "40"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INT8 from 40 train images" in result.stdout
     folder = next(ws_root.glob("outputs/*_optimize"))
     info = json.loads((folder / "model.json").read_text())
     report = info["optimize"]
@@ -355,5 +359,6 @@ def test_optimize_int8_classification(tmp_path, digits, cli):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["metrics"]["accuracy/top1"] == pytest.approx(report["int8"])
     assert abs(report["drop"]) <= 10.0  # 40 val images, 2 epochs: a loose bound, the benchmark measures it
-    again = cli("optimize", "-w", ws_root, "--model", folder)
-    assert again.exit_code == 2 and "optimize quantizes FP32 OpenVINO models" in again.output
+    again = subprocess.run([sys.executable, "-m", "otxlike", "optimize", "-w", str(ws_root), "--model", str(folder)],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "optimize quantizes FP32 OpenVINO models" in again.stderr

@@ -125,3 +125,13 @@ def test_backbone_yaml_of_another_workspace_folder(workspace, cli, tmp_path):
     missing = cli("build", "-w", workspace.root, "--backbone", "other.yaml", cwd=elsewhere)
     assert missing.exit_code == 2
     assert "exists neither in the current folder" in missing.output and str(workspace.root) in missing.output
+
+
+def test_binary_yaml_is_one_line(workspace, cli, tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    before = workspace.model_py.read_text()
+    for flag in ("--backbone", "--head"):
+        result = cli("build", "-w", workspace.root, flag, binary)
+        assert result.exit_code == 2 and "is not a text file" in result.output, result.output
+    assert workspace.model_py.read_text() == before

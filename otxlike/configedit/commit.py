@@ -75,6 +75,9 @@ def read_typed_entry(path: Path, key: str, example: str, regenerate: str) -> dic
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise OtxlikeError(f"cannot read {path} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise OtxlikeError(f"{path} is not a text file (byte {exc.start} is not UTF-8)",
+                           f"pass the YAML file, or write it afresh with '{regenerate}'") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

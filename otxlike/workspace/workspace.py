@@ -114,6 +114,15 @@ class Workspace:
         except Exception as exc:
             raise OtxlikeError(f"cannot load the workspace config: {exc}".replace("\n", " "),
                                "fix model.py / data_pipeline.py") from exc
+        model = cfg.get("model")
+        if not isinstance(model, dict) or not isinstance(model.get("type"), str):
+            raise OtxlikeError(f"{self.model_py} defines no model = dict(type=...) "
+                               f"({'it is missing' if model is None else 'it has no type'})",
+                               "model.py must keep the variable 'model'; restore it from .backup/ or the template")
+        size = cfg.get("input_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise OtxlikeError(f"input_size = {size!r} in {self.data_pipeline_py} is not a size in pixels",
+                               "set input_size to a positive whole number, e.g. input_size = 32")
         return cfg
 
     def model_context(self) -> tuple[str, int, dict]:
