@@ -160,6 +160,9 @@ def test_onnx_export_matches_pytorch_at_batch_1_and_4(seeded, exports, digits, c
     info = json.loads((result.folder / "model.json").read_text())
     assert info["task"] == task and info["format"] == "onnx" and info["input"]["shape"][0] == -1
     assert result.folder.parent == ws.outputs and not list(ws.outputs.glob(".*partial"))
+    from otxlike.fileio import current_umask
+
+    assert result.folder.stat().st_mode & 0o777 == 0o777 & ~current_umask()  # not mkdtemp's 0700
     graph, _, _ = checkpoint_graph(ws, checkpoint, None)
     batch, _ = read_images(_images(task, digits, canvases, 4), graph.input_size)
     if task in ("detection", "instance-segmentation"):  # see test_graph_matches_mmdet_predict

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from otxlike.fileio import atomic_write_text, timestamp
+from otxlike.fileio import atomic_write_text, current_umask, timestamp
 from otxlike.workspace.workspace import Workspace
 
 
@@ -58,6 +58,7 @@ def staged_dir(parent: Path, name: str):
     so nothing half-written is ever found under ``name``."""
     parent.mkdir(parents=True, exist_ok=True)
     stage = Stage(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
+    os.chmod(stage.path, 0o777 & ~current_umask())  # mkdtemp makes it 0700; a new folder follows the umask
     try:
         yield stage
     except BaseException:
