@@ -98,7 +98,10 @@ def load_exported(path: Path, device: str = "CPU") -> LoadedModel:
 def _onnx_runner(model_file: Path, names: list[str], device: str):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # no busy-waiting of ORT's threads between calls: they would take the CPU from whatever runs next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
     def run(batch):

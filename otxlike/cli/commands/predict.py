@@ -33,7 +33,6 @@ def predict(
         if model is not None and checkpoint is not None:
             raise OtxlikeError("--model and --checkpoint exclude each other", "pass one of them")
         from otxlike.deploy.predict import predict as run_predict
-
         from otxlike.workspace.workspace import Workspace
 
         ws = Workspace.load(workspace) if model is None or workspace is not None else None
