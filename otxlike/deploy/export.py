@@ -155,7 +155,7 @@ def model_info(ws: Workspace, graph, outputs, classes: list[str], checkpoint: Pa
         "created": timestamp(),
     }
     if ws.task == "instance-segmentation":
-        info["postprocess"] = {"mask_threshold": float(ws.config().model.test_cfg.rcnn.get("mask_thr_binary", 0.5))}
+        info["postprocess"] = {"mask_threshold": float(graph.model.test_cfg.rcnn.get("mask_thr_binary", 0.5))}
     if ws.task == "segmentation":
         info["postprocess"] = {"align_corners": bool(graph.model.decode_head.align_corners)}
     return info
