@@ -44,6 +44,24 @@ def stretch_pipeline(pipeline: list, input_size: tuple[int, int]) -> list:
     return out
 
 
+def stretched_dataset(cfg, dataset_cfg, pipeline: list, input_size: tuple[int, int]):
+    """The mmengine dataset of ``dataset_cfg`` read through ``pipeline`` stretched to ``input_size``
+    (:func:`stretch_pipeline`), built in the config's default scope."""
+    from mmengine.registry import DATASETS, DefaultScope
+
+    dataset_cfg.pipeline = stretch_pipeline(pipeline, input_size)
+    with DefaultScope.overwrite_default_scope(config_scope(cfg)):
+        return DATASETS.build(dataset_cfg)
+
+
+def model_inputs(items: list):
+    """The exported model's batch for dataset items: float32 (N, 3, H, W) RGB 0..255 from the
+    pipeline's BGR uint8 ``inputs`` (``LoadImageFromFile`` reads BGR)."""
+    import numpy as np
+
+    return np.ascontiguousarray(np.stack([item["inputs"].numpy()[::-1] for item in items]), dtype=np.float32)
+
+
 def predictions(task: str, outputs: dict, samples: list, info: dict) -> list:
     """Fill each data sample with its image's predictions, in original image coordinates.
 
@@ -147,30 +165,26 @@ def model_metrics(ws: Workspace, model: LoadedModel, split: str, batch_size: int
     Raises:
         OtxlikeError: A model of another task or classes, bad data.
     """
-    import numpy as np
     from mmengine.evaluator import Evaluator
     from mmengine.logging import MMLogger
-    from mmengine.registry import DATASETS, DefaultScope
+    from mmengine.registry import DefaultScope
 
     cfg = load_config(ws, run_dir, ("train", split))
     loader = cfg.val_dataloader if split == "val" else cfg.test_dataloader
     evaluator_cfg = cfg.val_evaluator if split == "val" else cfg.test_evaluator
     check_matches(model, ws, cfg.train_dataloader.dataset.metainfo["classes"])
-    dataset_cfg = loader.dataset
-    dataset_cfg.pipeline = stretch_pipeline(dataset_cfg.pipeline, model.input_size)
     logger = MMLogger.get_instance(f"otxlike-eval-{run_dir.name}", log_file=str(run_dir / "eval.log"))
     for handler in list(logger.handlers):  # the metrics' tables go to the log file only
         if type(handler).__name__ == "StreamHandler":
             logger.removeHandler(handler)
     chatter = io.StringIO()
     with DefaultScope.overwrite_default_scope(config_scope(cfg)), contextlib.redirect_stdout(chatter):
-        dataset = DATASETS.build(dataset_cfg)
+        dataset = stretched_dataset(cfg, loader.dataset, loader.dataset.pipeline, model.input_size)
         evaluator = Evaluator(evaluator_cfg)
         evaluator.dataset_meta = dataset.metainfo
         for first in range(0, len(dataset), batch_size):
             items = [dataset[i] for i in range(first, min(first + batch_size, len(dataset)))]
-            batch = np.stack([item["inputs"].numpy()[::-1] for item in items]).astype(np.float32)  # BGR -> RGB
-            samples = predictions(ws.task, model.run(np.ascontiguousarray(batch)), [item["data_samples"] for item in items],
+            samples = predictions(ws.task, model.run(model_inputs(items)), [item["data_samples"] for item in items],
                                   model.info)
             evaluator.process(samples)
         metrics = evaluator.evaluate(len(dataset))

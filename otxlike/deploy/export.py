@@ -92,12 +92,9 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
 def _input_size(cfg, input_size) -> tuple[int, int]:
     """(H, W) checked against the data preprocessor's padding divisor."""
     if input_size is None:
-        try:
-            side = int(cfg.get("input_size", 0) or 0)
-        except (TypeError, ValueError):
-            side = 0
-        if side <= 0:
-            raise OtxlikeError(f"data_pipeline.py's input_size {cfg.get('input_size')!r} is not a size in pixels",
+        side = cfg.get("input_size")  # a positive int when set: Workspace.config() checks it
+        if side is None:
+            raise OtxlikeError("data_pipeline.py declares no input_size",
                                "pass --input-size H W, or set input_size = <pixels> in data_pipeline.py")
         input_size = (side, side)
     h, w = (int(v) for v in input_size)

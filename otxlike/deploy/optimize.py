@@ -67,20 +67,17 @@ def calibration_batches(ws: Workspace, model: LoadedModel, subset_size: int, see
         OtxlikeError: Bad data (the workspace's checks).
     """
     import numpy as np
-    from mmengine.registry import DATASETS, DefaultScope
 
-    from otxlike.deploy.evaluate import stretch_pipeline
+    from otxlike.deploy.evaluate import model_inputs, stretched_dataset
     from otxlike.engine.config import load_config
-    from otxlike.workspace.workspace import config_scope
 
     cfg = load_config(ws, ws.outputs, ("train",))
     dataset_cfg = cfg.train_dataloader.dataset
-    dataset_cfg.pipeline = stretch_pipeline(cfg.test_dataloader.dataset.pipeline, model.input_size)
     dataset_cfg.pop("filter_cfg", None)
-    with DefaultScope.overwrite_default_scope(config_scope(cfg)), contextlib.redirect_stdout(io.StringIO()):
-        dataset = DATASETS.build(dataset_cfg)  # (pycocotools prints while it indexes)
+    with contextlib.redirect_stdout(io.StringIO()):  # (pycocotools prints while it indexes)
+        dataset = stretched_dataset(cfg, dataset_cfg, cfg.test_dataloader.dataset.pipeline, model.input_size)
         picks = np.random.default_rng(seed).permutation(len(dataset))[:subset_size]
-        return [np.ascontiguousarray(dataset[int(i)]["inputs"].numpy()[None, ::-1], dtype=np.float32) for i in picks]
+        return [model_inputs([dataset[int(i)]]) for i in picks]
 
 
 def optimize(ws: Workspace, model: Path | None = None, subset_size: int = 300, batch: int = 8) -> OptimizeResult:
