@@ -21,8 +21,8 @@ class TaskSpec:
     Attributes:
         name: The name users type (``otxlike build --task``), e.g. ``instance-segmentation``.
         short: Short name for narrow table columns, e.g. ``inst-seg``.
-        data_formats: Names of the :mod:`otxlike.data.formats` its data can come in; the first is
-            the default.
+        data_formats: Names of the :mod:`otxlike.data.formats` its data can come in, in the order
+            they are tried when detecting; the first is the templates'.
         dry_run: How a whole model of the task is run once to validate a rewrite: ``tensor``
             (``model(x, mode='tensor')``: classifiers, mmseg segmentors) or ``predict`` (mmdet
             detectors, whose two-stage heads need image metadata).
@@ -82,11 +82,11 @@ def _coco(kind: str) -> tuple[str, ...]:
 
 
 TASK_SPECS: dict[str, TaskSpec] = {t.name: t for t in (
-    TaskSpec("classification", "cls", ("imagenet",), "tensor", "digits", ("accuracy/top1",), 100, head_key="head"),
-    TaskSpec("detection", "det", ("coco",), "predict", "canvases", _coco("bbox"), 1),
-    TaskSpec("instance-segmentation", "inst-seg", ("coco",), "predict", "canvases", _coco("segm") + _coco("bbox"), 1),
+    TaskSpec("classification", "cls", ("imagenet", "ann-list", "csv"), "tensor", "digits", ("accuracy/top1",), 100, head_key="head"),
+    TaskSpec("detection", "det", ("coco", "voc", "yolo"), "predict", "canvases", _coco("bbox"), 1),
+    TaskSpec("instance-segmentation", "inst-seg", ("coco", "yolo"), "predict", "canvases", _coco("segm") + _coco("bbox"), 1),
     # mmseg/evaluation/metrics/iou_metric.py with iou_metrics=['mIoU']
-    TaskSpec("segmentation", "seg", ("mmseg",), "tensor", "canvases", ("mIoU", "aAcc", "mAcc"), 100),
+    TaskSpec("segmentation", "seg", ("mmseg", "cityscapes", "ade20k", "voc-seg"), "tensor", "canvases", ("mIoU", "aAcc", "mAcc"), 100),
 )}
 """Tasks by name, in the order the CLI lists them."""
 

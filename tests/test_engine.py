@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from otxlike.configedit.backbone import swap_backbone
-from otxlike.configedit.data import set_data_roots
+from otxlike.configedit.data import set_data
 from otxlike.engine.evaluate import evaluate
 from otxlike.engine.train import train
 from otxlike.errors import OtxlikeError
@@ -18,7 +18,7 @@ def test_class_mismatch_is_caught_before_training(workspace, tmp_path, digits):
         shutil.copytree(digits.val_root / c, val / c)
     before = (workspace.root / "data.yaml").read_text()
     with pytest.raises(OtxlikeError, match=r"missing from val: \['9'\]"):
-        set_data_roots(workspace, {"val": val})  # found at build
+        set_data(workspace, val_root=val)  # found at build
     assert (workspace.root / "data.yaml").read_text() == before
     (workspace.root / "data.yaml").write_text(before.replace(str(digits.val_root), str(val)))  # edited by hand
     with pytest.raises(OtxlikeError, match="differ from train classes"):

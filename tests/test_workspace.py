@@ -2,7 +2,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from otxlike.configedit.data import create_workspace, set_data_roots
+from otxlike.configedit.data import create_workspace, set_data
 from otxlike.errors import OtxlikeError
 from otxlike.workspace.templates import get_template, list_templates
 from otxlike.workspace.workspace import Workspace
@@ -60,7 +60,7 @@ def test_load_outside_a_workspace(tmp_path):
 
 def test_set_data_roots_backs_up(workspace, digits, tmp_path):
     old = (workspace.root / "data.yaml").read_text()
-    set_data_roots(workspace, {"val": digits.train_root})
+    set_data(workspace, val_root=digits.train_root)
     assert yaml.safe_load((workspace.root / "data.yaml").read_text())["val"]["data_root"] == str(digits.train_root)
     backups = list((workspace.root / ".backup").rglob("data.yaml"))
     assert len(backups) == 1 and backups[0].read_text() == old

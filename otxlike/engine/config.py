@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otxlike.data.formats import get_format
+from otxlike.data.formats import apply, get_format
 from otxlike.errors import OtxlikeError
 from otxlike.workspace.workspace import Workspace
 
@@ -25,19 +25,18 @@ def load_config(ws: Workspace, run_dir: Path, splits: tuple[str, ...]):
         OtxlikeError: If model.py or data_pipeline.py cannot be loaded, or the data is bad.
     """
     cfg = ws.config()
-    fmt = get_format(ws.data().get("format", ""))
+    fmt = get_format(ws.data().get("format", ""), ws.task_spec.data_formats)
     classes = None
     for split in splits:
         loader = cfg.get(f"{split}_dataloader")
         if loader is None:
             raise OtxlikeError(f"data_pipeline.py has no {split}_dataloader", "restore it from the template")
-        root = ws.data_root(split)
-        found = fmt.check(root, loader.dataset)
-        if classes is not None and found != classes:
-            raise OtxlikeError(f"{split} classes {found} differ from train classes {classes}",
+        found = fmt.check(ws.split_entry(split), loader.dataset)
+        if classes is not None and found.classes != classes:
+            raise OtxlikeError(f"{split} classes {found.classes} differ from train classes {classes}",
                                "every split needs the same classes")
-        classes = found
-        fmt.configure(loader.dataset, cfg.get(f"{split}_evaluator"), root, classes)
+        classes = found.classes
+        apply(loader.dataset, cfg.get(f"{split}_evaluator"), found)
     for path, value in _num_classes(cfg.model):
         if value != len(classes):
             raise OtxlikeError(

@@ -34,20 +34,6 @@ def default_workspace_dir(task: str) -> Path:
     return Path(f"otxlike-workspace-{task.upper()}")
 
 
-def check_root(split: str, root: str | Path | None) -> str | None:
-    """``root`` as an absolute path string, or None when not given.
-
-    Raises:
-        OtxlikeError: If it is not an existing folder.
-    """
-    if root is None:
-        return None
-    path = Path(root).expanduser().resolve()
-    if not path.is_dir():
-        raise OtxlikeError(f"{split} data root {root} does not exist or is not a folder", "give an existing folder")
-    return str(path)
-
-
 @dataclass
 class Workspace:
     """An existing workspace folder.
@@ -179,7 +165,10 @@ class Workspace:
         return self.root / ".backup" / timestamp()
 
     def data(self) -> dict:
-        """``data.yaml`` as a dict, with roots resolved relative to the workspace.
+        """``data.yaml`` as a dict, with paths resolved: each split's ``data_root`` and the files
+        the workspace itself keeps (``subset`` lists of ``--val-split``, a ``classes`` file) relative
+        to the workspace; the format's own keys (``ann_file``, ``img_prefix`` ...) stay relative to
+        the split's ``data_root``.
 
         Raises:
             OtxlikeError: If the file is missing or malformed.
@@ -190,28 +179,30 @@ class Workspace:
             entry = data.get(split) or {}
             if not isinstance(entry, dict):
                 raise OtxlikeError(f"{path}: '{split}' must be a mapping with a data_root")
-            root = entry.get("data_root")
-            if root:
-                entry["data_root"] = str((self.root / root).resolve())
+            for key in ("data_root", "subset", "classes"):
+                if entry.get(key):
+                    entry[key] = str((self.root / str(entry[key])).resolve())
             data[split] = entry
         return data
 
-    def data_root(self, split: str) -> Path:
-        """The folder of ``split``; ``test`` falls back to ``val``.
+    def split_entry(self, split: str) -> dict:
+        """The data.yaml mapping of ``split`` (paths resolved as :meth:`data` does); ``test`` falls
+        back to ``val``.
 
         Raises:
             OtxlikeError: If the split has no root or the folder does not exist.
         """
         data = self.data()
-        root = data[split].get("data_root") or (data["val"].get("data_root") if split == "test" else None)
+        entry = data[split] if data[split].get("data_root") or split != "test" else data["val"]
+        root = entry.get("data_root")
         if not root:
             raise OtxlikeError(
                 f"data.yaml has no {split} data_root",
-                f"run 'otxlike build --{split}-data-roots DIR' in the workspace, or edit data.yaml",
+                f"run 'otxlike build --data-root DIR' (or --{split}-data-roots DIR) in the workspace, or edit data.yaml",
             )
         if not Path(root).is_dir():
             raise OtxlikeError(f"{split} data root {root} (from data.yaml) does not exist", "fix data.yaml")
-        return Path(root)
+        return entry
 
     def record(self, action: str, details: dict | None = None, **fields) -> None:
         """Add an entry to the manifest's history (and set top-level ``fields``).
@@ -242,11 +233,11 @@ def config_scope(cfg) -> str:
 
 
 def data_yaml_text(data: dict) -> str:
-    """The text of ``data.yaml`` for ``data`` (format and per-split roots), with its comment header."""
+    """The text of ``data.yaml`` for ``data`` (format and per-split entries), with its comment header."""
     header = (
-        "# data.yaml: where this workspace's data is. Paths are absolute or relative to this file.\n"
-        "# format: imagenet (a folder per class), coco (annotations.json + images/) or mmseg\n"
-        "# (images/ + labels/ + classes.txt). test falls back to val when its data_root is empty.\n"
+        "# data.yaml: where this workspace's data is ('otxlike find --data-formats' lists the formats).\n"
+        "# data_root is absolute or relative to this file; a split's other paths (ann_file, img_prefix,\n"
+        "# ...) are relative to its data_root. test falls back to val when its data_root is empty.\n"
     )
     return header + dump_yaml(data)
 
@@ -272,20 +263,20 @@ class BuildResult:
         root: The workspace folder.
         template: The template used.
         files: Files written, in order.
+        data: What was found in the data given (a :class:`otxlike.configedit.data.DataPlan`), or None.
     """
 
     root: Path
     template: Template
     files: tuple[Path, ...]
+    data: object | None = None
 
 
 def scaffold_workspace(
     task: str,
     root: str | Path | None = None,
     template_id: str | None = None,
-    train_root: str | Path | None = None,
-    val_root: str | Path | None = None,
-    prepare: Callable[[Path, Template, dict], None] | None = None,
+    prepare: Callable[[Path, Template], None] | None = None,
 ) -> BuildResult:
     """Make a new workspace from a task template: its files as the template has them.
 
@@ -298,22 +289,18 @@ def scaffold_workspace(
         task: One of :data:`otxlike.tasks.TASKS`.
         root: Workspace folder; default ``otxlike-workspace-<TASK>``.
         template_id: A template of the task; default the task's default template.
-        train_root: Folder of the train split (optional; can be set later).
-        val_root: Folder of the val split (optional).
-        prepare: Called as ``prepare(staging_folder, template, roots)`` once every file is in the
-            staging folder, before it is renamed into place (``roots``: split -> absolute path or
-            None). Whatever it raises aborts the build.
+        prepare: Called as ``prepare(staging_folder, template)`` once every file is in the
+            staging folder, before it is renamed into place (it writes data.yaml's data). Whatever
+            it raises aborts the build.
 
     Returns:
         A :class:`BuildResult`.
 
     Raises:
-        OtxlikeError: Unknown task or template, missing data folders, or ``root`` already exists
-            and is not empty.
+        OtxlikeError: Unknown task or template, or ``root`` already exists and is not empty.
     """
     template = get_template(task, template_id)
     root = Path(root) if root is not None else default_workspace_dir(task)
-    roots = {"train": check_root("train", train_root), "val": check_root("val", val_root)}
     check_folder_path(root, "--workspace")
     if root.exists() and any(root.iterdir()):
         what = "an otxlike workspace" if (root / MANIFEST).is_file() else "not empty"
@@ -327,10 +314,7 @@ def scaffold_workspace(
     try:
         for name in TEMPLATE_FILES:
             shutil.copy2(template.path / name, staging / name)
-        data = {
-            "format": template.data_format,
-            **{s: {"data_root": roots.get(s)} for s in SPLITS},
-        }
+        data = {"format": template.data_format, **{s: {"data_root": None} for s in SPLITS}}
         (staging / DATA_YAML).write_text(data_yaml_text(data), encoding="utf-8")
         manifest = {
             "otxlike_version": __version__,
@@ -342,7 +326,7 @@ def scaffold_workspace(
         }
         (staging / MANIFEST).write_text(dump_yaml(manifest), encoding="utf-8")
         if prepare is not None:
-            prepare(staging, template, roots)
+            prepare(staging, template)
         staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
         if root.exists():
             root.rmdir()  # empty, checked above
@@ -352,17 +336,3 @@ def scaffold_workspace(
         raise
     files = (MANIFEST, *TEMPLATE_FILES, DATA_YAML)
     return BuildResult(root=root, template=template, files=tuple(root / f for f in files))
-
-
-def split_classes(folder: Path, data_format: str, split: str, root: Path) -> list[str]:
-    """Check the ``split`` data at ``root`` with the workspace files in ``folder``; its classes.
-
-    Raises:
-        OtxlikeError: If the data does not pass its format's checks.
-    """
-    from mmengine.config import Config
-
-    from otxlike.data.formats import get_format
-
-    loader = Config.fromfile(str(folder / "data_pipeline.py")).get(f"{split}_dataloader") or {}
-    return get_format(data_format).check(Path(root), dict(loader.get("dataset") or {}))

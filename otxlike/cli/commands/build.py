@@ -24,31 +24,39 @@ def build(
     weights: Annotated[Optional[str], typer.Option(help="Where the backbone starts from: auto (its library's published "
                                                        "weights), none, or a checkpoint path / URL (e.g. another "
                                                        "workspace's best_*.pth).")] = None,
-    train_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the train split.")] = None,
-    val_data_roots: Annotated[Optional[Path], typer.Option(help="Folder of the val split.")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="A dataset with its splits (folder or annotation file): "
+                                                           "format and splits are detected.")] = None,
+    train_data_roots: Annotated[Optional[Path], typer.Option(help="Folder or annotation file of the train split.")] = None,
+    val_data_roots: Annotated[Optional[Path], typer.Option(help="Folder or annotation file of the val split.")] = None,
+    data_format: Annotated[Optional[str], typer.Option(help="Force a data format instead of detecting it "
+                                                            "(see 'otxlike find --data-formats').")] = None,
+    val_split: Annotated[Optional[float], typer.Option(help="Hold out this fraction of a dataset with no split "
+                                                            "as val (seeded, stratified by class).")] = None,
 ) -> None:
     """Make a workspace from a task template, or change an existing one (backbone, data roots)."""
-    from otxlike.cli.render.lines import build_lines, head_lines, swap_lines, updated_lines
+    from otxlike.cli.render.lines import build_lines, data_lines, head_lines, swap_lines, updated_lines
     from otxlike.configedit import data
     from otxlike.workspace.workspace import Workspace
 
     out = console()
     with errors():
         if task is not None:
-            result = data.create_workspace(task, workspace, template, train_data_roots, val_data_roots)
-            print_lines(out, build_lines(result))
+            result = data.create_workspace(task, workspace, template, train_data_roots, val_data_roots,
+                                           data_root=data_root, data_format=data_format, val_split=val_split)
+            print_lines(out, [*build_lines(result), *data_lines(result.data)])
             ws = Workspace.load(result.root)
         else:
             if template is not None:
                 raise OtxlikeError("--template needs --task", "e.g. otxlike build --task classification --template ID")
-            if backbone is None and head is None and weights is None and train_data_roots is None \
-                    and val_data_roots is None:
+            data_given = (data_root, train_data_roots, val_data_roots, data_format, val_split)
+            if backbone is None and head is None and weights is None and all(v is None for v in data_given):
                 raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / --head / "
-                                   "--weights / --train-data-roots / --val-data-roots inside one")
+                                   "--weights / --data-root / --train-data-roots / --val-data-roots inside one")
             ws = Workspace.load(workspace)
-            if train_data_roots is not None or val_data_roots is not None:
-                print_lines(out, updated_lines(data.set_data_roots(ws, {"train": train_data_roots,
-                                                                        "val": val_data_roots})))
+            if any(v is not None for v in data_given):
+                files, plan = data.set_data(ws, data_root=data_root, train_root=train_data_roots,
+                                            val_root=val_data_roots, data_format=data_format, val_split=val_split)
+                print_lines(out, [*data_lines(plan), *updated_lines(files)])
         if backbone is not None:
             from otxlike.configedit.backbone import swap_backbone
 

@@ -12,6 +12,22 @@ def build_lines(result) -> list[str]:
             *(f"[*]     - Wrote: {path.name}" for path in result.files)]
 
 
+def data_lines(plan) -> list[str]:
+    """What was found in the data (a :class:`~otxlike.configedit.data.DataPlan`): format, each
+    split's images and annotations, the classes."""
+    if plan is None:
+        return []
+    lines = [f"[*] Data: {plan.format} at {plan.source}" if plan.source else f"[*] Data: {plan.format}"]
+    for split, data in plan.checked.items():
+        how = f", {data.note}" if data.note else ""
+        held = f" ({plan.val_split:g} held out, seeded)" if plan.val_split and split == "val" else ""
+        lines.append(f"[*]     {split}: {data.images:,} images, {data.annotations:,} annotations{held}{how}")
+    classes = plan.classes
+    shown = ", ".join(classes[:12]) + (f", ... ({len(classes) - 12} more)" if len(classes) > 12 else "")
+    lines.append(f"[*]     classes ({len(classes)}): {shown}")
+    return lines
+
+
 def updated_lines(files, backup: Path | None = None) -> list[str]:
     """One ``Updated:`` line per file, and where the previous versions went."""
     lines = [f"[*] Updated: {path}" for path in files]
