@@ -46,6 +46,33 @@ class TemplatesView:
 
 
 @dataclass(frozen=True)
+class DataFormatsView:
+    """The data formats each task reads (:attr:`otxlike.tasks.TaskSpec.data_formats`).
+
+    Attributes:
+        rows: ``(task, format name, summary, layout)`` in task order, the templates' format first.
+    """
+
+    rows: tuple[tuple[str, str, str, str], ...]
+
+    def to_json(self) -> dict:
+        return {"data_formats": [{"task": t, "format": f, "summary": s, "layout": lay} for t, f, s, lay in self.rows]}
+
+
+def data_formats(task: str | None = None) -> DataFormatsView:
+    """The formats of ``task`` (every task when None), as :class:`DataFormatsView`.
+
+    Raises:
+        OtxlikeError: Unknown task.
+    """
+    from otxlike.data.formats import FORMATS
+
+    tasks = [get_task(task).name] if task else list(TASKS)
+    return DataFormatsView(tuple((t, n, FORMATS[n].summary, FORMATS[n].layout)
+                                 for t in tasks for n in get_task(t).data_formats))
+
+
+@dataclass(frozen=True)
 class Listed:
     """A backbone as ``find`` lists it.
 
@@ -195,7 +222,7 @@ def load_workspace_code(workspace: Path | None) -> None:
 
 
 def find(backbones: list[str] | None = None, task: str | None = None, show_all: bool = False,
-         template: bool = False, workspace: Path | None = None) -> tuple:
+         template: bool = False, workspace: Path | None = None, formats: bool = False) -> tuple:
     """What ``otxlike find`` shows, as views.
 
     Args:
@@ -208,9 +235,10 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
         template: Show the template table.
         workspace: Workspace whose custom backbones ``custom`` lists (default: the current folder
             if it is one).
+        formats: Show the data formats (of ``task``, if given) instead.
 
     Returns:
-        ``(BackboneDetail,)`` for one full name; else ``TemplatesView`` (when ``template`` or no
+        ``(DataFormatsView,)`` with ``formats``; ``(BackboneDetail,)`` for one full name; else ``TemplatesView`` (when ``template`` or no
         backbones) followed by ``BackboneList`` (when backbones are named).
 
     Raises:
@@ -221,6 +249,11 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
 
     if task is not None:
         get_task(task)
+    if formats:
+        if backbones or template or show_all:
+            raise OtxlikeError("--data-formats cannot be combined with --backbone / --template / --all",
+                               "e.g. otxlike find --data-formats --task detection")
+        return (data_formats(task),)
     if backbones is not None and any(not b.strip(" ,") for b in backbones):
         raise OtxlikeError("--backbone is empty",
                            "name a library (mmdet, mmseg, mmpretrain, torchvision, timm, custom, all) or a backbone (mmdet.ResNet)")

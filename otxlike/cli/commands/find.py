@@ -22,11 +22,13 @@ def find(
                                                     "(docs/compatibility.md).")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
+    data_formats: Annotated[bool, typer.Option("--data-formats", help="List the data formats each task reads "
+                                                                      "(of --task, if given).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead (see docs/json.md).")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """List backbones of installed libraries (computed live), the task templates, or one backbone
-    in detail (--backbone mmdet.ResNet)."""
+    """List backbones of installed libraries (computed live), the task templates, the data formats,
+    or one backbone in detail (--backbone mmdet.ResNet)."""
     from otxlike import find as core
     from otxlike.cli.render.tables import render_find
 
@@ -34,9 +36,9 @@ def find(
     with errors():
         if as_json:  # what users' custom modules print() while imported goes to stderr, not into the document
             with contextlib.redirect_stdout(sys.stderr):
-                views = core.find(backbone, task, show_all, template, workspace)
+                views = core.find(backbone, task, show_all, template, workspace, data_formats)
         else:
-            views = core.find(backbone, task, show_all, template, workspace)
+            views = core.find(backbone, task, show_all, template, workspace, data_formats)
         if as_json:
             print(json.dumps(core.to_json(views), indent=2))
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from otxlike.find import BackboneDetail, BackboneList, TemplatesView
+from otxlike.find import BackboneDetail, BackboneList, DataFormatsView, TemplatesView
 from otxlike.tasks import TASK_SPECS, TASKS
 
 
@@ -22,6 +22,9 @@ def render_find(view) -> list:
         return lines
     if isinstance(view, BackboneDetail):
         return backbone_detail(view)
+    if isinstance(view, DataFormatsView):
+        return [data_formats_table(view),
+                "Detected by 'otxlike build --data-root DIR' in this order; force one with --data-format NAME (docs/data.md)."]
     lines = [backbone_table(view)]
     if view.task is not None and not view.show_all:
         unchecked = f", {view.unchecked} were not checked" if view.unchecked else ""
@@ -77,6 +80,16 @@ def template_table(templates) -> Table:
         table.add_column(col, overflow="fold")
     for t in templates:
         table.add_row(t.task, t.id + (" (default)" if t.default else ""), t.name, str(t.path))
+    return table
+
+
+def data_formats_table(view: DataFormatsView) -> Table:
+    """Task | Format | What | Layout: the formats ``build --data-root`` detects."""
+    table = Table(show_lines=True)
+    for col in ("Task", "Format", "What", "Layout"):
+        table.add_column(col, overflow="fold")
+    for task, name, summary, layout in view.rows:
+        table.add_row(task, name, summary, layout)
     return table
 
 

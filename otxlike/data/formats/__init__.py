@@ -53,8 +53,9 @@ def get_format(name: str, allowed: tuple[str, ...] | None = None):
 def detect(path: str | Path, allowed: tuple[str, ...], forced: str | None = None):
     """The format of the data at ``path`` and the splits found there.
 
-    Formats are tried in ``allowed`` order (the task's default first); the first that recognises
-    the layout wins.
+    Formats are tried in ``allowed`` order (the task's default first), those that recognise a
+    layout by folder names alone (``guess_last``: class folders) after those that need an
+    annotation file; the first that recognises the layout wins.
 
     Args:
         path: A dataset folder, or a file such as a COCO JSON, a CSV or an annotation list.
@@ -70,7 +71,8 @@ def detect(path: str | Path, allowed: tuple[str, ...], forced: str | None = None
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise OtxlikeError(f"data root {path} does not exist", "give an existing folder or annotation file")
-    candidates = [get_format(forced, allowed)] if forced else [FORMATS[n] for n in allowed]
+    candidates = [get_format(forced, allowed)] if forced else sorted(
+        (FORMATS[n] for n in allowed), key=lambda f: getattr(f, "guess_last", False))
     for fmt in candidates:
         splits = fmt.detect(path)
         if splits:

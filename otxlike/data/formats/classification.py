@@ -101,6 +101,7 @@ class ImageNetFormat:
 
     name = "imagenet"
     summary = "one sub-folder of images per class"
+    guess_last = True  # an annotation list or CSV beside class folders is what the user meant
     layout = "DATA/\n  train/\n    cat/  0001.jpg ...\n    dog/  ...\n  val/\n    cat/ ...  dog/ ..."
 
     @staticmethod

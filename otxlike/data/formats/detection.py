@@ -160,12 +160,9 @@ class CocoFormat:
 
     name = "coco"
     summary = "COCO JSON (boxes, polygon / RLE masks) + images"
-    layout = ("DATA/                              DATA/\n"
-              "  annotations/                       train/  annotations.json  images/\n"
-              "    instances_train.json             val/    annotations.json  images/\n"
-              "    instances_val.json\n"
-              "  train/ (or images/train/)\n"
-              "  val/   (or images/val/)")
+    layout = ("DATA/\n  annotations/ instances_train.json  instances_val.json\n"
+              "  train/ (or images/train/) ...   val/ (or images/val/) ...\n"
+              "or otxlike's: DATA/train/ annotations.json images/   DATA/val/ ...")
 
     @staticmethod
     def _image_dir(json_path: Path, coco: dict) -> Path | None:

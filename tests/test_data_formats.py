@@ -1,0 +1,239 @@
+"""Data formats users bring (issue 13): each written from the digits samples by tests/writers.py
+(standard library only), detected by ``build --data-root``, checked, and read by the task
+library's dataset class with the values the writer put in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from otxlike.configedit.data import create_workspace, set_data
+from otxlike.engine.config import load_config
+from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace, config_scope
+from tests import writers
+
+
+def _dataset(ws: Workspace, split: str = "train"):
+    """The split's dataset as the Runner builds it (mmengine registry, the config's default scope)."""
+    from mmengine.registry import DATASETS, DefaultScope
+
+    cfg = load_config(ws, ws.outputs, ("train", split))
+    with DefaultScope.overwrite_default_scope(config_scope(cfg)):
+        return DATASETS.build(cfg[f"{split}_dataloader"].dataset)
+
+
+def _build(task, tmp_path, **data):
+    result = create_workspace(task, tmp_path / "ws", **data)
+    return Workspace.load(result.root), result.data
+
+
+def _coco_boxes(split_root: Path) -> dict:
+    """``{file name: sorted [x1, y1, x2, y2] boxes}`` of the canvases' own COCO file."""
+    coco = json.loads((split_root / "annotations.json").read_text())
+    names = {img["id"]: img["file_name"] for img in coco["images"]}
+    boxes: dict = {}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        boxes.setdefault(names[a["image_id"]], []).append([x, y, x + w, y + h])
+    return {k: sorted(v) for k, v in boxes.items()}
+
+
+# -- classification ------------------------------------------------------------------------------
+
+def test_ann_list_is_detected_and_read_with_its_labels(tmp_path, digits):
+    counts = writers.write_ann_list(digits, tmp_path / "data")
+    ws, plan = _build("classification", tmp_path, data_root=tmp_path / "data")
+    assert plan.format == "ann-list" and plan.classes == list(digits.classes)
+    assert {s: d.images for s, d in plan.checked.items()} == counts
+    dataset = _dataset(ws, "val")
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        assert Path(info["img_path"]).parent.name == digits.classes[info["gt_label"]]  # the folder is the class
+
+
+def test_csv_labels_are_class_names(tmp_path, digits):
+    written = writers.write_csv(digits, tmp_path / "data")
+    ws, plan = _build("classification", tmp_path, data_root=tmp_path / "data")
+    assert plan.format == "csv" and plan.classes == sorted(writers.NAMES)
+    dataset = _dataset(ws)
+    assert len(dataset) == len(written["train"])
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        assert {plan.classes[info["gt_label"]]} == written["train"][Path(info["img_path"]).name]
+
+
+def test_multi_label_csv_is_refused_by_the_single_label_template(tmp_path, digits):
+    writers.write_csv(digits, tmp_path / "data", multi_label=True)
+    with pytest.raises(OtxlikeError, match="do not have exactly one label.*multi-label template"):
+        create_workspace("classification", tmp_path / "ws", data_root=tmp_path / "data")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_val_split_is_seeded_stratified_and_leaves_the_data_alone(tmp_path, digits):
+    before = sorted(p.relative_to(digits.train_root) for p in digits.train_root.rglob("*"))
+    with pytest.raises(OtxlikeError, match="holds no val split.*--val-split"):
+        create_workspace("classification", tmp_path / "nosplit", data_root=digits.train_root)
+    ws, plan = _build("classification", tmp_path, data_root=digits.train_root, val_split=0.25)
+    train = (ws.root / "splits" / "train.txt").read_text().split()
+    val = (ws.root / "splits" / "val.txt").read_text().split()
+    everything = [p.relative_to(digits.train_root).as_posix() for p in digits.train_root.rglob("*.png")]
+    assert not set(train) & set(val) and sorted(train + val) == sorted(everything)
+    assert len(val) == round(len(everything) * 0.25)
+    assert sorted({v.split("/")[0] for v in val}) == list(digits.classes)  # stratified: every class held out
+    assert plan.checked["val"].images == len(val) and len(_dataset(ws, "val")) == len(val)
+    again = create_workspace("classification", tmp_path / "ws2", data_root=digits.train_root, val_split=0.25)
+    assert (again.root / "splits" / "val.txt").read_text() == "\n".join(val) + "\n"  # seeded
+    assert sorted(p.relative_to(digits.train_root) for p in digits.train_root.rglob("*")) == before
+    with pytest.raises(OtxlikeError, match="already has a val split"):
+        create_workspace("classification", tmp_path / "ws3", data_root=digits.root, val_split=0.2)
+
+
+# -- detection / instance segmentation -----------------------------------------------------------
+
+def test_coco_standard_layout(tmp_path, canvases):
+    writers.write_coco_standard(canvases, tmp_path / "coco")
+    ws, plan = _build("detection", tmp_path, data_root=tmp_path / "coco")
+    data = (ws.root / "data.yaml").read_text()
+    assert plan.format == "coco" and "annotations/instances_train2017.json" in data and "img_prefix: train2017" in data
+    coco = json.loads((canvases.train_root / "annotations.json").read_text())
+    assert plan.checked["train"].images == len(coco["images"]) and plan.checked["train"].annotations == len(coco["annotations"])
+    expected = _coco_boxes(canvases.train_root)
+    dataset = _dataset(ws)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        assert sorted(inst["bbox"] for inst in info["instances"]) == expected[Path(info["img_path"]).name]
+
+
+def test_coco_json_given_as_the_train_split(tmp_path, canvases):
+    writers.write_coco_standard(canvases, tmp_path / "coco")
+    ws, plan = _build("instance-segmentation", tmp_path,
+                      train_root=tmp_path / "coco" / "annotations" / "instances_train2017.json",
+                      val_root=tmp_path / "coco" / "annotations" / "instances_val2017.json")
+    assert plan.format == "coco" and sorted(plan.checked) == ["train", "val"]
+    assert plan.checked["val"].images == 8
+
+
+def test_voc_reads_as_mmdet_voc_dataset_does(tmp_path, canvases):
+    from mmdet.datasets import VOCDataset
+
+    voc = writers.write_voc(canvases, tmp_path / "data")
+    ws, plan = _build("detection", tmp_path, data_root=tmp_path / "data")  # finds VOCdevkit/VOC2007 inside
+    assert plan.format == "voc" and sorted(plan.checked) == ["train", "val"]
+    ours = _dataset(ws, "val")
+    theirs = VOCDataset(data_root=str(voc.parent), ann_file="VOC2007/ImageSets/Main/val.txt",
+                        data_prefix=dict(sub_data_root="VOC2007/"), metainfo=dict(classes=tuple(plan.classes)),
+                        test_mode=True, pipeline=[])
+    assert len(ours) == len(theirs) == 8
+    for i in range(len(ours)):
+        a, b = ours.get_data_info(i), theirs.get_data_info(i)
+        assert Path(a["img_path"]).name == Path(b["img_path"]).name
+        assert sorted((x["bbox"], x["bbox_label"]) for x in a["instances"]) == \
+            sorted((x["bbox"], x["bbox_label"]) for x in b["instances"])
+
+
+@pytest.mark.parametrize("task, polygons", [("detection", False), ("instance-segmentation", True)])
+def test_yolo_boxes_and_polygons(tmp_path, canvases, task, polygons):
+    written = writers.write_yolo(canvases, tmp_path / "yolo", polygons=polygons)
+    ws, plan = _build(task, tmp_path, data_root=tmp_path / "yolo")
+    assert plan.format == "yolo" and plan.classes == [str(d) for d in range(10)]
+    dataset = _dataset(ws)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        expected = sorted([x, y, x + w, y + h] for x, y, w, h in written["train"][Path(info["img_path"]).name])
+        got = sorted((inst["bbox"] for inst in info["instances"]), key=lambda b: [round(v) for v in b])
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+        if polygons:
+            assert all(len(inst["mask"][0]) == 8 for inst in info["instances"])
+
+
+def test_detection_checks_name_the_file(tmp_path, canvases, copy_split):
+    broken = copy_split(canvases.train_root)
+    coco = json.loads((broken / "annotations.json").read_text())
+    coco["annotations"][0]["bbox"] = [100, 100, 50, 50]  # 128 x 128 canvases
+    coco["images"][1]["width"] = 64
+    (broken / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(OtxlikeError, match=r"000001.png is 128x128, the file says 64x128"):
+        create_workspace("detection", tmp_path / "a", train_root=broken)
+    coco["images"][1]["width"] = 128
+    (broken / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(OtxlikeError, match=r"annotation 1 has box \[100, 100, 50, 50\] outside its 128x128 image"):
+        create_workspace("detection", tmp_path / "b", train_root=broken)
+
+    writers.write_yolo(canvases, tmp_path / "yolo")
+    label = sorted((tmp_path / "yolo" / "labels" / "train").iterdir())[0]
+    label.write_text("3 0.5 0.5 0.1\n")
+    with pytest.raises(OtxlikeError, match=f"{label.name} line 1: '3 0.5 0.5 0.1'"):
+        create_workspace("detection", tmp_path / "c", data_root=tmp_path / "yolo")
+    label.write_text("0 0.5 0.5 -0.1 0.2\n")
+    with pytest.raises(OtxlikeError, match="has a box of size"):
+        create_workspace("detection", tmp_path / "d", data_root=tmp_path / "yolo")
+
+    voc = writers.write_voc(canvases, tmp_path / "voc")
+    xml = sorted((voc / "Annotations").iterdir())[0]
+    xml.write_text(xml.read_text().replace("<xmin>", "<xmin>abc"))
+    with pytest.raises(OtxlikeError, match=f"VOC file {xml} is malformed"):
+        create_workspace("detection", tmp_path / "e", data_root=tmp_path / "voc")
+    assert not any((tmp_path / n).exists() for n in "abcde")
+
+
+# -- semantic segmentation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt, writer, folder", [
+    ("cityscapes", writers.write_cityscapes, ""),
+    ("ade20k", writers.write_ade20k, ""),
+    ("voc-seg", writers.write_voc_seg, "VOC2012"),
+])
+def test_segmentation_formats_give_the_label_maps_back(tmp_path, canvases, fmt, writer, folder):
+    writer(canvases, tmp_path / "data")
+    ws, plan = _build("segmentation", tmp_path, data_root=tmp_path / "data" / folder)
+    assert plan.format == fmt and plan.classes == (canvases.train_root / "classes.txt").read_text().split() and \
+        (plan.checked["train"].images, plan.checked["val"].images) == (16, 8)
+    originals = {p.stem: np.asarray(Image.open(p)) for p in (canvases.val_root / "labels").iterdir()}
+    dataset = _dataset(ws, "val")
+    assert len(dataset) == len(originals)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        stem = Path(item["data_samples"].img_path).stem.split("_")[-2 if fmt == "cityscapes" else -1]
+        original = originals[f"{int(stem):06d}"] if fmt == "cityscapes" else originals[stem]
+        np.testing.assert_array_equal(item["data_samples"].gt_sem_seg.data[0].numpy(), original)
+
+
+def test_cityscapes_without_train_ids_says_how_to_make_them(tmp_path, canvases):
+    writers.write_cityscapes(canvases, tmp_path / "data")
+    for p in (tmp_path / "data" / "gtFine").rglob("*_labelTrainIds.png"):
+        p.rename(p.with_name(p.name.replace("labelTrainIds", "labelIds")))
+    with pytest.raises(OtxlikeError, match="createTrainIdLabelImgs"):
+        create_workspace("segmentation", tmp_path / "ws", data_root=tmp_path / "data")
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+def test_cli_prints_what_it_found_and_switches_format(cli, tmp_path, canvases):
+    writers.write_voc(canvases, tmp_path / "voc")
+    result = cli("build", "--task", "detection", "-w", tmp_path / "ws", "--data-root", tmp_path / "voc")
+    assert result.exit_code == 0, result.output
+    assert "Data: voc at" in result.output and "train: 16 images" in result.output and "val: 8 images" in result.output
+    writers.write_coco_standard(canvases, tmp_path / "coco")
+    result = cli("build", "-w", tmp_path / "ws", "--data-root", tmp_path / "coco")
+    assert result.exit_code == 0 and "Data: coco" in result.output, result.output
+    assert "format: coco" in (tmp_path / "ws" / "data.yaml").read_text()
+    result = cli("build", "-w", tmp_path / "ws", "--data-root", tmp_path / "coco", "--data-format", "yolo")
+    assert result.exit_code == 2 and "does not look like yolo data" in result.output
+    result = cli("build", "-w", tmp_path / "ws", "--data-root", tmp_path / "coco", "--train-data-roots", tmp_path)
+    assert result.exit_code == 2 and "cannot be combined" in result.output
+
+
+def test_find_lists_every_format_per_task(cli):
+    from otxlike.tasks import TASK_SPECS
+
+    doc = json.loads(cli("find", "--data-formats", "--json").output)
+    assert {(r["task"], r["format"]) for r in doc["data_formats"]} == \
+        {(t, f) for t, spec in TASK_SPECS.items() for f in spec.data_formats}
+    result = cli("find", "--data-formats", "--task", "segmentation")
+    assert result.exit_code == 0 and "cityscapes" in result.output and "yolo" not in result.output
