@@ -237,3 +237,27 @@ def test_find_lists_every_format_per_task(cli):
         {(t, f) for t, spec in TASK_SPECS.items() for f in spec.data_formats}
     result = cli("find", "--data-formats", "--task", "segmentation")
     assert result.exit_code == 0 and "cityscapes" in result.output and "yolo" not in result.output
+
+
+# -- trained and evaluated -----------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, writer, folder, metric", [
+    ("classification", "csv", "", "accuracy/top1"),
+    ("detection", "voc", "", "coco/bbox_mAP"),
+    ("instance-segmentation", "yolo-polygons", "", "coco/segm_mAP"),
+    ("segmentation", "ade20k", "", "mIoU"),
+])
+def test_each_family_trains_and_evaluates(tmp_path, digits, canvases, task, writer, folder, metric):
+    from otxlike.engine.evaluate import evaluate
+    from otxlike.engine.train import train
+
+    out = tmp_path / "data"
+    {"csv": lambda: writers.write_csv(digits, out), "voc": lambda: writers.write_voc(canvases, out),
+     "yolo-polygons": lambda: writers.write_yolo(canvases, out, polygons=True),
+     "ade20k": lambda: writers.write_ade20k(canvases, out)}[writer]()
+    ws, _ = _build(task, tmp_path, data_root=out / folder)
+    trained = train(ws, epochs=1)
+    assert trained.checkpoint.is_file() and metric in trained.metrics
+    evaluated = evaluate(ws)
+    assert metric in json.loads((evaluated.run_dir / "metrics.json").read_text())["metrics"]
