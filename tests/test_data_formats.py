@@ -75,6 +75,19 @@ def test_multi_label_csv_is_refused_by_the_single_label_template(tmp_path, digit
     assert not (tmp_path / "ws").exists()
 
 
+def test_multi_label_csv_reads_every_label_into_the_multi_label_template(tmp_path, digits, cli):
+    written = writers.write_csv(digits, tmp_path / "data", multi_label=True)
+    ws, plan = _build("classification", tmp_path, data_root=tmp_path / "data", template_id="cls_multilabel_resnet18")
+    assert plan.classes == sorted(set(writers.NAMES) | {"odd", "even"})
+    assert plan.checked["train"].annotations == sum(len(v) for v in written["train"].values())
+    dataset = _dataset(ws)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        assert {plan.classes[c] for c in info["gt_label"]} == written["train"][Path(info["img_path"]).name]
+    result = cli("train", "-w", ws.root, "--eval-key", "accuracy/top1")  # not a key of this template's metrics
+    assert result.exit_code == 2 and "multi-label/mAP" in result.output, result.output
+
+
 def test_val_split_is_seeded_stratified_and_leaves_the_data_alone(tmp_path, digits):
     before = sorted(p.relative_to(digits.train_root) for p in digits.train_root.rglob("*"))
     with pytest.raises(OtxlikeError, match="holds no val split.*--val-split"):
@@ -261,3 +274,27 @@ def test_each_family_trains_and_evaluates(tmp_path, digits, canvases, task, writ
     assert trained.checkpoint.is_file() and metric in trained.metrics
     evaluated = evaluate(ws)
     assert metric in json.loads((evaluated.run_dir / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.slow
+def test_multi_label_trains_exports_and_scores_the_same_in_onnx_runtime(tmp_path, digits):
+    from otxlike.deploy.evaluate import evaluate_model
+    from otxlike.deploy.export import export
+    from otxlike.deploy.predict import predict
+    from otxlike.deploy.runtime import load_exported
+    from otxlike.engine.evaluate import evaluate
+    from otxlike.engine.train import train
+
+    writers.write_csv(digits, tmp_path / "data", multi_label=True)
+    ws, _ = _build("classification", tmp_path, data_root=tmp_path / "data", template_id="cls_multilabel_resnet18")
+    train(ws, epochs=2)
+    torch_metrics = evaluate(ws).metrics
+    exported = export(ws, "onnx")
+    assert exported.info["postprocess"] == {"multi_label": True, "threshold": 0.5}
+    onnx_metrics = evaluate_model(ws, exported.folder).metrics
+    assert onnx_metrics["multi-label/mAP"] == pytest.approx(torch_metrics["multi-label/mAP"], abs=0.01)
+    model = load_exported(exported.folder)
+    result = predict(model, tmp_path / "data" / "images", tmp_path / "pred", pictures=False)
+    for item in result.results:
+        expected = [c for c, s in zip(model.info["classes"], item["scores"]) if s >= 0.5]
+        assert item["predicted_classes"] == expected

@@ -65,7 +65,7 @@ def test_build_sets_num_classes_from_the_data(task, scope, num_classes, tmp_path
 
 def test_find_template_lists_every_task(cli):
     result = cli("find", "--template")
-    for template in ("cls_resnet18", "det_atss_r18", "inst_maskrcnn_r18", "seg_fpn_r18"):
+    for template in ("cls_resnet18", "cls_multilabel_resnet18", "det_atss_r18", "inst_maskrcnn_r18", "seg_fpn_r18"):
         assert template in result.output
 
 

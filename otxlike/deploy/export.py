@@ -155,6 +155,9 @@ def model_info(ws: Workspace, graph, outputs, classes: list[str], checkpoint: Pa
         info["postprocess"] = {"mask_threshold": float(graph.model.test_cfg.rcnn.get("mask_thr_binary", 0.5))}
     if ws.task == "segmentation":
         info["postprocess"] = {"align_corners": bool(graph.model.decode_head.align_corners)}
+    if getattr(graph, "multi_label", False):  # MultiLabelClsHead: thr, else 0.5 (mmpretrain's rule)
+        head = graph.model.head
+        info["postprocess"] = {"multi_label": True, "threshold": float(head.thr if head.thr is not None else 0.5)}
     return info
 
 

@@ -34,7 +34,8 @@ def image_results(task: str, outputs: dict, i: int, size: tuple[int, int], info:
     """The results of image ``i`` of a batch, in its original ``size`` (H, W).
 
     Returns:
-        classification: ``label``, ``class``, ``score``, ``scores`` (per class);
+        classification: ``label``, ``class``, ``score``, ``scores`` (per class); a multi-label
+        model adds ``predicted_classes``, every class whose score reaches its threshold (model.json);
         detection: ``detections``: list of ``box`` (x1, y1, x2, y2), ``score``, ``label``,
         ``class`` with score >= ``score_thr``; instance segmentation adds ``mask`` (COCO RLE)
         to each; segmentation: ``class_map`` (H, W) uint8 array (written to PNG by the caller)
@@ -47,8 +48,12 @@ def image_results(task: str, outputs: dict, i: int, size: tuple[int, int], info:
     if task == "classification":
         scores = outputs["scores"][i]
         label = int(scores.argmax())
-        return {"label": label, "class": classes[label], "score": float(scores[label]),
-                "scores": [round(float(s), 6) for s in scores]}
+        result = {"label": label, "class": classes[label], "score": float(scores[label]),
+                  "scores": [round(float(s), 6) for s in scores]}
+        post = info.get("postprocess") or {}
+        if post.get("multi_label"):
+            result["predicted_classes"] = [classes[c] for c in np.flatnonzero(scores >= post["threshold"])]
+        return result
     if task == "segmentation":
         from PIL import Image
 
@@ -114,7 +119,8 @@ def draw(image_path: Path, result: dict, task: str, classes: list[str]):
         return canvas
     if task == "classification":
         pen = ImageDraw.Draw(canvas)
-        text = f"{result['class']} {result['score']:.2f}"
+        text = (", ".join(result["predicted_classes"]) or "-") if "predicted_classes" in result \
+            else f"{result['class']} {result['score']:.2f}"
         pen.rectangle([0, 0, 8 + 6 * len(text), 14], fill=(0, 0, 0))
         pen.text((3, 2), text, fill=(255, 255, 255))
         return canvas

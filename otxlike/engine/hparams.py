@@ -131,7 +131,7 @@ def _check_eval_key(key: str, task: TaskSpec, evaluator) -> None:
     A workspace whose val_evaluator is not the template's kind (a custom metric) may report any
     key, so only the standard evaluators are checked.
     """
-    standard = {"Accuracy", "CocoMetric", "IoUMetric"}
+    standard = {"Accuracy", "CocoMetric", "IoUMetric", "AveragePrecision", "MultiLabelMetric"}
     types = {e.get("type") for e in (evaluator if isinstance(evaluator, list) else [evaluator]) if e}
     if types <= standard and key not in task.metrics:
         close = difflib.get_close_matches(key, task.metrics, n=1)

@@ -35,6 +35,8 @@ class Template:
         default: Whether ``build --task`` picks it when no ``--template`` is given.
         path: The template folder.
         backbone_defaults: Argument values applied to a swapped-in backbone that takes them.
+        metrics: Metric keys of the template's evaluators when they are not the task's (the
+            multi-label classifier's ``multi-label/mAP`` ...), the main one first; None: the task's.
     """
 
     id: str
@@ -46,6 +48,7 @@ class Template:
     default: bool
     path: Path
     backbone_defaults: dict = field(default_factory=dict)
+    metrics: tuple[str, ...] | None = None
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Template":
@@ -64,6 +67,7 @@ class Template:
             summary=" ".join(str(meta.get("summary", "")).split()), data_format=meta["data_format"],
             default=bool(meta.get("default", False)), path=folder,
             backbone_defaults=dict(meta.get("backbone_defaults") or {}),
+            metrics=tuple(meta["metrics"]) if meta.get("metrics") else None,
         )
 
 

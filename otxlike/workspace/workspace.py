@@ -130,14 +130,22 @@ class Workspace:
 
     @property
     def task_spec(self):
-        """The :class:`~otxlike.tasks.TaskSpec` of the workspace's task.
+        """The :class:`~otxlike.tasks.TaskSpec` of the workspace's task, with the template's metric
+        keys where the template declares its own (a multi-label classifier).
 
         Raises:
             OtxlikeError: If the manifest names an unknown task.
         """
+        from dataclasses import replace
+
         from otxlike.tasks import get_task
 
-        return get_task(self.task)
+        spec = get_task(self.task)
+        try:
+            metrics = self.template.metrics
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            metrics = None  # a damaged template.yaml: the task's keys
+        return replace(spec, metrics=metrics) if metrics else spec
 
     @property
     def template(self) -> Template:

@@ -59,6 +59,8 @@ def predict(
 
 
 def _summary(item: dict) -> str:
+    if "predicted_classes" in item:  # multi-label: every class at or above the threshold
+        return ", ".join(item["predicted_classes"]) or f"none above the threshold (best: {item['class']} {item['score']:.2f})"
     if "class" in item:
         return f"{item['class']} ({item['score']:.2f})"
     if "detections" in item:
