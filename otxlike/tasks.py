@@ -86,7 +86,7 @@ TASK_SPECS: dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec("detection", "det", ("coco", "voc", "yolo"), "predict", "canvases", _coco("bbox"), 1),
     TaskSpec("instance-segmentation", "inst-seg", ("coco", "yolo"), "predict", "canvases", _coco("segm") + _coco("bbox"), 1),
     # mmseg/evaluation/metrics/iou_metric.py with iou_metrics=['mIoU']
-    TaskSpec("segmentation", "seg", ("mmseg", "cityscapes", "ade20k", "voc-seg"), "tensor", "canvases", ("mIoU", "aAcc", "mAcc"), 100),
+    TaskSpec("segmentation", "seg", ("mmseg", "cityscapes", "ade20k", "voc-seg", "coco-seg"), "tensor", "canvases", ("mIoU", "aAcc", "mAcc"), 100),
 )}
 """Tasks by name, in the order the CLI lists them."""
 

@@ -217,6 +217,19 @@ def test_segmentation_formats_give_the_label_maps_back(tmp_path, canvases, fmt, 
         np.testing.assert_array_equal(item["data_samples"].gt_sem_seg.data[0].numpy(), original)
 
 
+def test_coco_masks_rasterise_to_the_label_maps_of_the_sample(tmp_path, canvases):
+    writers.write_coco_standard(canvases, tmp_path / "coco")  # canvases: RLE masks, category id = digit + 1
+    ws, plan = _build("segmentation", tmp_path, data_root=tmp_path / "coco")
+    assert plan.format == "coco-seg" and plan.classes == ["background", *(str(d) for d in range(10))]
+    originals = {p.name: np.asarray(Image.open(p)) for p in (canvases.val_root / "labels").iterdir()}
+    dataset = _dataset(ws, "val")
+    assert len(dataset) == len(originals)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        np.testing.assert_array_equal(item["data_samples"].gt_sem_seg.data[0].numpy(),
+                                      originals[Path(item["data_samples"].img_path).name])
+
+
 def test_cityscapes_without_train_ids_says_how_to_make_them(tmp_path, canvases):
     writers.write_cityscapes(canvases, tmp_path / "data")
     for p in (tmp_path / "data" / "gtFine").rglob("*_labelTrainIds.png"):

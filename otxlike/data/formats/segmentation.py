@@ -12,6 +12,9 @@
 - ``voc-seg``: Pascal VOC ``JPEGImages/``, ``SegmentationClass/*.png`` palette maps and
   ``ImageSets/Segmentation/<split>.txt``; classes of mmseg's ``PascalVOCDataset`` (21) unless a
   class file says otherwise; 255 (the object borders) is ignored.
+- ``coco-seg``: a COCO file with polygon / RLE masks (any layout ``coco`` reads), rasterised once
+  into label maps in the cache: 0 = background, category k (in id order) = k + 1, crowd regions
+  255 (ignored); later annotations of an image paint over earlier ones.
 
 Each split is handed to the dataset as its image and label folders, file suffixes and a list of
 stems in the cache (the dataset's ``ann_file``), so ``--val-split`` subsets need no copies.
@@ -63,10 +66,12 @@ def seg_split(img_dir: Path, ann_dir: Path, img_suffix: str, seg_suffix: str, cl
             raise OtxlikeError(f"segmentation data has no folder {folder}",
                                "give the images and label-map folders (see 'otxlike find --data-formats')")
     pattern = "**/*" if recursive else "*"
-    images = {p.relative_to(img_dir).as_posix()[: -len(img_suffix)]: p
-              for p in img_dir.glob(pattern + img_suffix) if p.is_file()}
-    labels = {p.relative_to(ann_dir).as_posix()[: -len(seg_suffix)]: p
-              for p in ann_dir.glob(pattern + seg_suffix) if p.is_file()}
+    def stem(path: Path, folder: Path, suffix: str) -> str:  # the id: relative path less the suffix ('' too)
+        rel = path.relative_to(folder).as_posix()
+        return rel[: len(rel) - len(suffix)]
+
+    images = {stem(p, img_dir, img_suffix): p for p in img_dir.glob(pattern + img_suffix) if p.is_file()}
+    labels = {stem(p, ann_dir, seg_suffix): p for p in ann_dir.glob(pattern + seg_suffix) if p.is_file()}
     if entry.get("split_file"):
         split_file = entry_path(entry, "split_file", "")
         try:
@@ -277,4 +282,95 @@ class VocSegFormat:
                          _classes(entry, (root,), "PascalVOCDataset"), False, entry, False, "Pascal VOC palette maps")
 
 
-FORMATS = (MMSegFormat(), CityscapesFormat(), Ade20kFormat(), VocSegFormat())
+class CocoSegFormat:
+    """COCO polygons / RLE rasterised to label maps."""
+
+    name = "coco-seg"
+    summary = "COCO JSON with polygon / RLE masks, rasterised to label maps (0 = background)"
+    layout = "as coco (detection): annotations/instances_<split>.json + images, or <split>/annotations.json + images/"
+
+    def detect(self, path: Path) -> dict[str, dict] | None:
+        """The splits :class:`~otxlike.data.formats.detection.CocoFormat` finds."""
+        from otxlike.data.formats.detection import CocoFormat
+
+        return CocoFormat().detect(path)
+
+    def check(self, entry: dict, dataset: dict) -> SplitData:
+        """Rasterise the split's masks (once: cached by the JSON's content) and check the result
+        (:func:`seg_split`).
+
+        Raises:
+            OtxlikeError: No categories / images, annotations of unknown images or categories or
+                without ``segmentation``, missing images, and everything :func:`seg_split` checks.
+        """
+        import hashlib
+        import json
+        import os
+        import shutil
+        import tempfile
+
+        import numpy as np
+        from PIL import Image
+        from pycocotools import mask as mask_utils
+
+        from otxlike.data.formats.detection import _read_json
+        from otxlike.fileio import cache_dir
+
+        root = entry_root(entry)
+        ann_path = entry_path(entry, "ann_file", "annotations.json")
+        img_dir = entry_path(entry, "img_prefix", "images")
+        coco = _read_json(ann_path)
+        if not isinstance(coco, dict) or not coco.get("categories") or not coco.get("images"):
+            raise OtxlikeError(f"COCO file {ann_path} needs 'categories' and 'images'")
+        cats = sorted(coco["categories"], key=lambda c: c["id"])
+        value = {c["id"]: k + 1 for k, c in enumerate(cats)}
+        images = {img["id"]: img for img in coco["images"]}
+        anns = coco.get("annotations") or []
+        bad = [f"annotation {a.get('id')}" + (" has no segmentation" if a.get("image_id") in images
+                                             else " refers to an unknown image")
+               for a in anns if not a.get("segmentation") or a.get("image_id") not in images]
+        bad += [f"annotation {a.get('id')} has unknown category {a.get('category_id')}"
+                for a in anns if a.get("category_id") not in value]
+        if bad:
+            raise OtxlikeError(f"{ann_path}: " + problems_line("annotations cannot be rasterised", bad),
+                               "every annotation needs a known image, category and a polygon or RLE 'segmentation'")
+        missing = [str(img["file_name"]) for img in images.values() if not (img_dir / str(img["file_name"])).is_file()]
+        if missing:
+            raise OtxlikeError(f"{len(missing)} of {len(images)} images named in {ann_path} are missing under {img_dir}, "
+                               f"e.g. {missing[0]}", "fix the file names or the image folder")
+        key = hashlib.sha256(ann_path.read_bytes() + str(img_dir).encode()).hexdigest()[:20]
+        maps = cache_dir() / "data" / f"coco-seg-{key}"
+        if not maps.is_dir():
+            maps.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".coco-seg-", dir=maps.parent))
+            try:
+                by_image: dict = {}
+                for a in anns:
+                    by_image.setdefault(a["image_id"], []).append(a)
+                for img in images.values():
+                    width, height = image_size(img_dir / str(img["file_name"]))
+                    label = np.zeros((height, width), np.uint8)
+                    for a in by_image.get(img["id"], []):
+                        seg = a["segmentation"]
+                        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width)) if isinstance(seg, list) \
+                            else (mask_utils.frPyObjects(seg, height, width) if isinstance(seg.get("counts"), list) else seg)
+                        label[mask_utils.decode(rle).astype(bool)] = IGNORE_INDEX if a.get("iscrowd") else value[a["category_id"]]
+                    out = staging / f"{img['file_name']}.png"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(label).save(out)
+                os.replace(staging, maps)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not maps.is_dir():
+                    raise OtxlikeError(f"cannot write the label maps to {maps}", "set OTXLIKE_CACHE_DIR to a writable folder")
+                # else another command made them meanwhile
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        names = [str(img["file_name"]) for img in images.values()]
+        listed = {**entry, "split_file": str(cached_file("coco-seg-ids", ".txt", "".join(f"{n}\n" for n in names)))}
+        return seg_split(img_dir, maps, "", ".png", ["background", *(str(c["name"]) for c in cats)], False,
+                         listed, True, f"COCO {ann_path.name} masks rasterised")
+
+
+FORMATS = (MMSegFormat(), CityscapesFormat(), Ade20kFormat(), VocSegFormat(), CocoSegFormat())
