@@ -10,6 +10,7 @@ from otxlike.configedit.data import set_data
 from otxlike.engine.evaluate import evaluate
 from otxlike.engine.train import train
 from otxlike.errors import OtxlikeError
+from otxlike.workspace.workspace import Workspace
 
 
 def test_class_mismatch_is_caught_before_training(workspace, tmp_path, digits):
@@ -130,3 +131,62 @@ def test_a_checkpoint_of_another_model_is_refused(cli, workspace, tmp_path):
         assert result.exit_code == 2 and message in result.output, result.output
         assert len([line for line in result.output.splitlines() if line.strip()]) == 1
     assert snapshot(workspace.root) == before  # no run folder, no history entry
+
+
+# -- a run that fails: nothing left before its first step, marked failed after --------------------
+
+FAILING_HOOK = '''
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module(force=True)  # the test registers it once per case
+class FailAt(Hook):
+    """Stands for a disk that fills up: raises at a given point of training."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def before_train(self, runner):
+        if self.where == "start":
+            raise OSError(28, "No space left on device")
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.where == "step" and runner.iter >= 1:
+            raise OSError(28, "No space left on device")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["start", "step"])
+def test_a_failing_run_leaves_nothing_or_a_run_marked_failed(cli, workspace, where):
+    (workspace.root / "custom_backbones.py").write_text(FAILING_HOOK)
+    with open(workspace.model_py, "a") as f:
+        f.write(f"\ncustom_hooks = [dict(type='FailAt', where='{where}')]\n")
+    result = cli("train", "-w", workspace.root, "--epochs", "1", "--weights", "none")
+    assert result.exit_code == 2 and "No space left on device" in result.output, result.output
+    runs = [d for d in (workspace.outputs.iterdir() if workspace.outputs.exists() else []) if d.name.endswith("_train")]
+    history = Workspace.load(workspace.root).manifest["history"]
+    if where == "start":
+        assert "before its first step" in result.output and runs == []
+        assert history[-1]["action"] != "train"
+        return
+    assert "failed after 2 steps" in result.output and len(runs) == 1
+    doc = json.loads((runs[0] / "metrics.json").read_text())
+    assert doc["status"] == "failed" and doc["steps"] == 2 and "No space left" in doc["reason"]
+    assert history[-1]["action"] == "train" and history[-1]["status"] == "failed"
+    assert not (workspace.outputs / "latest").exists()  # eval / export keep using the last good run
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("dict(type='PackInputs')", "dict(type='PackInput')", "pipeline[2]: transform type 'PackInput' is not registered in mmpretrain (did you mean PackInputs"),
+    ("dict(type='Accuracy'", "dict(type='Acuracy'", "val_evaluator: metric type 'Acuracy' is not registered in mmpretrain (did you mean Accuracy"),
+    ("dict(type='CustomDataset'", "dict(type='CustomDataSet'", "dataset type 'CustomDataSet' is not registered"),
+])
+def test_a_type_typo_in_data_pipeline_is_found_before_the_run(cli, workspace, old, new, message):
+    text = workspace.data_pipeline_py.read_text()
+    assert old in text
+    workspace.data_pipeline_py.write_text(text.replace(old, new, 1))
+    result = cli("train", "-w", workspace.root)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not workspace.outputs.exists() or not any(workspace.outputs.iterdir())

@@ -52,7 +52,8 @@ def errors():
     except Exception as exc:
         if state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (run with --debug for the traceback)",
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (this may be a bug of otxlike: "
+                  "please report it with the output of --debug)",
                   highlight=False)
         raise typer.Exit(1) from None
 

@@ -65,6 +65,21 @@ def progress_hook(on_progress: Callable[[Progress], None] | None):
     return ProgressHook()
 
 
+def step_counter():
+    """An mmengine ``Hook`` counting optimizer steps taken (``steps``): the first hook to run after
+    each ``train_step``, so a later hook that raises does not hide the step just taken."""
+    from mmengine.hooks import Hook
+
+    class StepCounter(Hook):
+        priority = "HIGHEST"
+        steps = 0
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.steps += 1
+
+    return StepCounter()
+
+
 def complete_metrics(evaluator: dict | None, metrics: dict) -> dict:
     """``metrics`` with COCO mAPs set to 0.0 when the model predicted nothing.
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from pathlib import Path
 from typing import Callable
 
 import yaml
 
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
-from otxlike.engine.hooks import Progress, progress_hook
+from otxlike.engine.hooks import Progress, progress_hook, step_counter
 from otxlike.engine.hparams import HParams, apply, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.engine.weights import preflight
-from otxlike.errors import OtxlikeError
+from otxlike.errors import OtxlikeError, one_line
 from otxlike.fileio import atomic_write_text, dump_yaml
 from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, resumable_run, write_metrics
 from otxlike.workspace.workspace import Workspace, config_scope
@@ -85,10 +86,15 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         raise
     if on_progress is not None:
         on_progress(Progress("start", 0, used["epochs"], 0, 0, hparams=used))
-    hook = progress_hook(on_progress)
+    hook, counter = progress_hook(on_progress), step_counter()
     runner.register_hook(hook)
-    with checkpoint_loading(), prints_to_log(runner, verbose):
-        runner.train()
+    runner.register_hook(counter)
+    try:
+        with checkpoint_loading(), prints_to_log(runner, verbose):
+            runner.train()
+    except BaseException as exc:
+        failed(ws, run_dir, exc, counter.steps, hook.last_metrics, resume)
+        raise
     metrics = hook.last_metrics
     checkpoint = find_checkpoint(run_dir)
     write_metrics(run_dir, metrics, checkpoint, weights={w.where: w.checkpoint if w.loaded else None
@@ -96,3 +102,33 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     point_latest(ws, run_dir)
     ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
     return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights))
+
+
+def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics: dict, resume: bool) -> None:
+    """Leave the workspace as promised after a run stopped on ``exc`` (issue 11, docs/errors.md).
+
+    Before the first optimizer step nothing was trained: a new run folder is removed. After it,
+    the run folder stays with ``metrics.json`` saying ``status: failed``, the reason and the step
+    count (``train --resume`` continues it from its last checkpoint), and the history gets an
+    entry (``steps``: optimizer steps taken, ``metrics``: the last validation's). An interrupt
+    (Ctrl-C) is then re-raised as it is.
+
+    Raises:
+        OtxlikeError: Saying when the run failed, why, and what is left (unless ``exc`` is one
+            already or an interrupt, which the caller re-raises).
+    """
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "interrupted (Ctrl-C)" if interrupted else one_line(f"{type(exc).__name__}: {exc}", 300)
+    if steps == 0 and not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, OtxlikeError) or interrupted:
+            return
+        raise OtxlikeError(f"training failed before its first step: {reason}",
+                           "check data_pipeline.py and model.py; --debug shows the traceback") from exc
+    write_metrics(run_dir, metrics, find_checkpoint(run_dir), status="failed", reason=reason, steps=steps)
+    ws.record("train", {"run": run_dir.name, "status": "failed", "reason": reason, "steps": steps})
+    if interrupted:
+        return
+    raise OtxlikeError(f"training failed after {steps} steps: {reason}; {run_dir} is kept, marked failed "
+                       "in its metrics.json", "'otxlike train --resume' continues it from its last checkpoint, "
+                       "if it saved one; --debug shows the traceback") from exc

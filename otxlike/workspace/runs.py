@@ -80,17 +80,26 @@ def staged_run_dir(ws: Workspace, verb: str):
 def resumable_run(ws: Workspace) -> Path | None:
     """The newest ``outputs/*_train*`` folder that mmengine can resume: it has a
     ``last_checkpoint`` (written by ``CheckpointHook`` after each save) naming an existing file,
-    and no ``metrics.json`` (the run did not finish)."""
+    and no ``metrics.json`` (the run was killed) or one with ``status: failed`` (it stopped on an
+    error, :func:`otxlike.engine.train.train`)."""
     runs = sorted((d for d in ws.outputs.glob("*_train*") if d.is_dir() and not d.is_symlink()),
                   key=lambda d: d.stat().st_mtime, reverse=True) if ws.outputs.is_dir() else []
     for run in runs:
         last = run / "last_checkpoint"
-        if (run / "metrics.json").exists() or not last.is_file():
+        if not last.is_file() or (run / "metrics.json").exists() and not run_failed(run):
             continue
         path = Path(last.read_text().strip())
         if (path if path.is_absolute() else run / path).is_file():
             return run
     return None
+
+
+def run_failed(run_dir: Path) -> bool:
+    """True if the run's metrics.json says it stopped on an error (``status: failed``)."""
+    try:
+        return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")).get("status") == "failed"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def point_latest(ws: Workspace, run_dir: Path) -> None:
