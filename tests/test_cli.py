@@ -192,3 +192,56 @@ def test_broken_config_variables_are_one_line(workspace, cli, file, old, new, me
         result = cli(*args, "-w", workspace.root)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
     assert not (workspace.root / "outputs").exists() or not any((workspace.root / "outputs").iterdir())
+
+
+def _as_nobody():
+    """argv prefix running a command as user nobody, or None (not root, no setpriv, or nobody
+    cannot run this Python)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return None
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*prefix, sys.executable, "-c", "import otxlike"], capture_output=True).returncode != 0:
+        return None
+    return prefix
+
+
+def test_a_read_only_workspace_is_refused_in_one_line(digits):
+    """Run as user nobody on a workspace it may not write: every writing verb says so, exit 2."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from otxlike.configedit.data import create_workspace
+
+    from tests.conftest import snapshot
+
+    prefix = _as_nobody()
+    if prefix is None:
+        pytest.skip("needs root and setpriv to run as another user")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        ws = create_workspace("classification", base / "ws", train_root=digits.train_root, val_root=digits.val_root).root
+        (base / "cache").mkdir(mode=0o777)
+        os.chmod(base / "cache", 0o777)
+        subprocess.run(["chmod", "-R", "a+rX,a-w", str(ws)], check=True)
+        before = snapshot(ws)
+        env = {**os.environ, "OTXLIKE_CACHE_DIR": str(base / "cache"), "HOME": str(base / "cache")}
+        for args in (["build", "--backbone", "mmdet.RegNet"], ["train", "--epochs", "1"], ["build", "--weights", "none"]):
+            done = subprocess.run([*prefix, sys.executable, "-m", "otxlike", *args, "-w", str(ws)],
+                                  capture_output=True, text=True, env=env, cwd=base)
+            assert done.returncode == 2, (args, done.stderr)
+            assert "is not writable by this user; nothing was changed" in done.stderr, (args, done.stderr)
+            assert len(done.stderr.strip().splitlines()) == 1
+        assert snapshot(ws) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base)])
+        shutil.rmtree(base, ignore_errors=True)

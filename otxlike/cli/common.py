@@ -6,6 +6,7 @@ other error is one line with exit code 1. ``--debug`` shows the traceback too; t
 
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 from contextlib import contextmanager
@@ -27,6 +28,10 @@ def console():
     from rich.console import Console
 
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+"""OSErrors the user's machine causes (permissions, a read-only or full disk): exit 2, not a bug."""
 
 
 @contextmanager
@@ -52,6 +57,11 @@ def errors():
     except Exception as exc:
         if state["debug"]:
             raise
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            where = f" {exc.filename}" if exc.filename else ""
+            err.print(f"[bold red]error:[/] cannot use{where}: {exc.strerror} (free space or fix the permissions, "
+                      "then run the command again)", highlight=False)
+            raise typer.Exit(2) from None
         err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (this may be a bug of otxlike: "
                   "please report it with the output of --debug)",
                   highlight=False)

@@ -170,6 +170,7 @@ def commit(ws: Workspace, writes: list[tuple[Path, str]], action: str, details: 
     Raises:
         OtxlikeError: If the new model does not validate (nothing is written then).
     """
+    ws.require_writable()
     if input_size is not None:
         for path, text in writes:
             if Path(path) == ws.model_py:

@@ -16,7 +16,12 @@ from otxlike.workspace.workspace import Workspace
 
 
 def new_run_dir(ws: Workspace, verb: str) -> Path:
-    """A new empty ``outputs/<timestamp>_<verb>[_n]/`` folder."""
+    """A new empty ``outputs/<timestamp>_<verb>[_n]/`` folder.
+
+    Raises:
+        OtxlikeError: If ``outputs/`` cannot be written (:meth:`Workspace.require_writable`).
+    """
+    ws.require_writable(ws.outputs)
     run_dir = ws.outputs / f"{timestamp()}_{verb}"
     n = 1
     while run_dir.exists():
@@ -57,6 +62,11 @@ def staged_dir(parent: Path, name: str):
     (``name_2``, ... if taken) when the block succeeds. On any error the temp folder is removed,
     so nothing half-written is ever found under ``name``."""
     parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        from otxlike.errors import OtxlikeError
+
+        raise OtxlikeError(f"{parent} is not writable by this user; nothing was changed",
+                           "make it writable (chmod -R u+w), or pass another output folder")
     stage = Stage(Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)))
     os.chmod(stage.path, 0o777 & ~current_umask())  # mkdtemp makes it 0700; a new folder follows the umask
     try:

@@ -164,6 +164,23 @@ class Workspace:
     def backbone_yaml(self) -> Path:
         return self.root / BACKBONE_YAML
 
+    def require_writable(self, folder: Path | None = None) -> None:
+        """Refuse to start a change of a workspace the user may not write (before any temp file).
+
+        Args:
+            folder: The folder that will be written (default: the workspace; ``outputs/`` for runs).
+
+        Raises:
+            OtxlikeError: If ``folder`` (or, when it does not exist yet, its parent) is not writable.
+        """
+        import os
+
+        target = folder or self.root
+        existing = target if target.exists() else target.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OtxlikeError(f"{existing} is not writable by this user; nothing was changed",
+                               "make it writable (chmod -R u+w), or copy the workspace and use the copy")
+
     @property
     def outputs(self) -> Path:
         return self.root / "outputs"
