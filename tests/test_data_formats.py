@@ -311,3 +311,42 @@ def test_multi_label_trains_exports_and_scores_the_same_in_onnx_runtime(tmp_path
     for item in result.results:
         expected = [c for c, s in zip(model.info["classes"], item["scores"]) if s >= 0.5]
         assert item["predicted_classes"] == expected
+
+
+# -- --skip-bad-images ---------------------------------------------------------------------------
+
+def _messy_digits(digits, out: Path) -> list[Path]:
+    """A copy of the digits sample with one train image of random bytes and one truncated."""
+    shutil.copytree(digits.root, out)
+    first, second = sorted((out / "train" / "3").iterdir())[:2]
+    first.write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    second.write_bytes(second.read_bytes()[:60])
+    return [first, second]
+
+
+def test_skip_bad_images_accepts_messy_data_at_build(cli, tmp_path, digits):
+    bad = _messy_digits(digits, tmp_path / "messy")
+    result = cli("build", "--task", "classification", "-w", tmp_path / "ws", "--data-root", tmp_path / "messy")
+    assert result.exit_code == 2 and "2 image files under" in result.output and "--skip-bad-images" in result.output
+    assert not (tmp_path / "ws").exists()
+    result = cli("build", "--task", "classification", "-w", tmp_path / "ws", "--data-root", tmp_path / "messy",
+                 "--skip-bad-images")
+    assert result.exit_code == 0, result.output
+    assert f"train: {digits.num_train - 2} images" in result.output
+    assert "2 unreadable files left out" in result.output and bad[0].name in result.output
+
+
+@pytest.mark.slow
+def test_skip_bad_images_trains_without_them_and_records_them(cli, tmp_path, digits):
+    import yaml
+
+    bad = _messy_digits(digits, tmp_path / "messy")
+    assert cli("build", "--task", "classification", "-w", tmp_path / "ws", "--data-root", tmp_path / "messy",
+               "--skip-bad-images").exit_code == 0
+    result = cli("train", "-w", tmp_path / "ws", "--epochs", "1")
+    assert result.exit_code == 2 and "cannot be read" in result.output
+    result = cli("train", "-w", tmp_path / "ws", "--epochs", "1", "--skip-bad-images")
+    assert result.exit_code == 0 and "left out 2 unreadable files" in result.output, result.output
+    run = next(d for d in (tmp_path / "ws" / "outputs").iterdir() if d.name.endswith("_train"))
+    used = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert used["skip_bad_images"] is True and [s.split(" (")[0] for s in used["skipped_images"]] == [str(b) for b in bad]

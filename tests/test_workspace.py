@@ -75,7 +75,7 @@ def _first_png(folder):
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.write_bytes(bytes(range(256))), "cannot identify image file"),
     (lambda f: f.write_bytes(b""), "empty file"),
-    (lambda f: f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2]), "image files cannot be read"),
+    (lambda f: f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2]), "image files under"),
 ])
 def test_unreadable_images_are_found_at_build(cli, tmp_path, digits, copy_split, damage, message):
     train = copy_split(digits.train_root, "train")
@@ -83,7 +83,8 @@ def test_unreadable_images_are_found_at_build(cli, tmp_path, digits, copy_split,
     damage(bad)
     result = cli("build", "--task", "classification", "--workspace", tmp_path / "ws",
                  "--train-data-roots", train, "--val-data-roots", digits.val_root)
-    assert result.exit_code == 2 and str(bad) in result.output and message in result.output, result.output
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert f"under {train} cannot be read: {bad.relative_to(train).as_posix()} (" in result.output
     assert not (tmp_path / "ws").exists()
 
 

@@ -9,15 +9,56 @@ before with the same size and modification time are not decoded again (a cache u
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from otxlike.errors import OtxlikeError
 from otxlike.fileio import atomic_write_text, cache_dir
 
 SHOWN = 3  # problems quoted in the one-line error; the rest are counted
+PROGRESS_EVERY = 50  # files decoded between two progress reports
+
+
+@dataclass
+class CheckOptions:
+    """How :func:`check_images` behaves inside :func:`image_check`.
+
+    Attributes:
+        skip_bad: Return unreadable files (and record them in ``skipped``) instead of raising.
+        on_progress: Called as ``on_progress(decoded, to_decode, folder)`` while files are decoded.
+        skipped: ``"<path> (<reason>)"`` of every file left out so far.
+    """
+
+    skip_bad: bool = False
+    on_progress: Callable[[int, int, Path], None] | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+_OPTIONS: contextvars.ContextVar[CheckOptions | None] = contextvars.ContextVar("otxlike_image_check", default=None)
+
+
+@contextlib.contextmanager
+def image_check(skip_bad: bool = False, on_progress: Callable[[int, int, Path], None] | None = None):
+    """Scope in which every :func:`check_images` call skips bad files (``skip_bad``) and reports
+    progress; yields the :class:`CheckOptions`, whose ``skipped`` lists what was left out."""
+    options = CheckOptions(skip_bad, on_progress)
+    token = _OPTIONS.set(options)
+    try:
+        yield options
+    finally:
+        _OPTIONS.reset(token)
+
+
+def skipping_bad() -> bool:
+    """True inside ``image_check(skip_bad=True)``: a missing or bad image is left out, not refused."""
+    options = _OPTIONS.get()
+    return options is not None and options.skip_bad
 
 
 def _cache_path(folder: Path) -> Path:
@@ -55,44 +96,68 @@ def problems_line(what: str, problems: list[str]) -> str:
     return f"{len(problems)} {what}: " + "; ".join(problems[:SHOWN]) + more
 
 
-def check_images(paths: list[Path], folder: Path) -> None:
+def check_images(paths: list[Path], folder: Path) -> set[Path]:
     """Decode every image in ``paths`` (files under ``folder``) once.
 
     Args:
         paths: The image files a split reads.
         folder: The split's folder (keys the cache).
 
+    Returns:
+        The unreadable files, left out by the caller: always empty unless inside
+        ``image_check(skip_bad=True)``.
+
     Raises:
-        OtxlikeError: If any file is missing, empty or does not decode; one line naming the first
-            files and the reason, with a count of the rest.
+        OtxlikeError: If any file is missing, empty or does not decode (and bad files are not
+            skipped); one line naming the first files and the reason, with a count of the rest.
     """
+    options = _OPTIONS.get()
     cache_file = _cache_path(folder)
     try:
         seen = json.loads(cache_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         seen = {}
-    good, problems = {}, []
+    good, problems, bad = {}, [], set()
+    todo = []
+
+    def shown(path) -> str:  # relative to the folder the message names once
+        try:
+            return Path(path).relative_to(folder).as_posix()
+        except ValueError:
+            return str(path)
+
     for path in paths:
         try:
             st = os.stat(path)
         except OSError:
-            problems.append(f"{path} (missing)")
+            problems.append(f"{shown(path)} (missing)")
+            bad.add(Path(path))
             continue
         stamp = [st.st_size, st.st_mtime_ns]
         if seen.get(str(path)) == stamp:
             good[str(path)] = stamp
-            continue
+        else:
+            todo.append((path, stamp))
+    report = options.on_progress if options is not None else None
+    for n, (path, stamp) in enumerate(todo, 1):
         why = _problem(Path(path))
         if why is None:
             good[str(path)] = stamp
         else:
-            problems.append(f"{path} ({why})")
+            problems.append(f"{shown(path)} ({why})")
+            bad.add(Path(path))
+        if report is not None and (n % PROGRESS_EVERY == 0 or n == len(todo)):
+            report(n, len(todo), Path(folder))
     if good != seen:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(cache_file, json.dumps(good))
         except OSError:
             pass  # a read-only cache only costs time
+    if problems and options is not None and options.skip_bad:
+        options.skipped.extend(f"{Path(folder) / p}" for p in problems if f"{Path(folder) / p}" not in options.skipped)
+        return bad
     if problems:
-        raise OtxlikeError(problems_line("image files cannot be read", problems),
-                           "replace or remove them (and their annotations)")
+        raise OtxlikeError(problems_line(f"image files under {folder} cannot be read", problems),
+                           "replace or remove them (and their annotations), or train with --skip-bad-images")
+    return bad

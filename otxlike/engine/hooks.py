@@ -12,8 +12,9 @@ class Progress:
     """One step of a run, reported to the ``on_progress`` callback.
 
     Attributes:
-        phase: ``start`` (once, before the first iteration), ``train`` (after each iteration) or
-            ``val`` (after each validation).
+        phase: ``check`` (while the data's images are decoded the first time: ``iter`` of
+            ``iters_per_epoch`` files), ``start`` (once, before the first iteration), ``train``
+            (after each iteration) or ``val`` (after each validation).
         epoch: 1-based epoch.
         max_epochs: Epochs in the run.
         iter: 1-based iteration within the epoch (train), 0 for val.

@@ -57,6 +57,8 @@ class HParams:
             ``Pretrained``): ``auto`` (load them; one that cannot be had is dropped with a
             warning), ``none`` (train from random weights), ``required`` (fail without them).
             See :mod:`otxlike.engine.weights`.
+        skip_bad_images: Leave images that are missing or do not decode (and their annotations)
+            out of the run, with a warning and a count, instead of refusing the data.
     """
 
     epochs: int | None = None
@@ -73,6 +75,7 @@ class HParams:
     seed: int | None = None
     cfg_options: tuple[str, ...] = field(default_factory=tuple)
     weights: str = "auto"
+    skip_bad_images: bool = False
 
     def check(self) -> None:
         """Refuse out-of-range numbers and unknown names, before anything is built.
@@ -310,4 +313,5 @@ def effective(cfg, hp: HParams, device: str, weights=()) -> dict:
         "seed": (cfg.get("randomness") or {}).get("seed"),
         "cfg_options": list(hp.cfg_options),
         "weights": [w.to_json() for w in weights],
+        "skip_bad_images": hp.skip_bad_images,
     }

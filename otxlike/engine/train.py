@@ -19,6 +19,7 @@ from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook, step_counter
 from otxlike.engine.hparams import HParams, apply, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
+from otxlike.data.images import image_check
 from otxlike.engine.weights import preflight
 from otxlike.errors import OtxlikeError, one_line
 from otxlike.fileio import atomic_write_text, dump_yaml
@@ -71,10 +72,15 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     start = time.perf_counter()
     run_dir = run_dir if resume else new_run_dir(ws, "train")
     try:
-        cfg = load_config(ws, run_dir, ("train", "val"))
+        def checking(done: int, total: int, folder: Path) -> None:
+            if on_progress is not None:
+                on_progress(Progress("check", 0, 0, done, total))
+
+        with image_check(hp.skip_bad_images, checking) as checked:
+            cfg = load_config(ws, run_dir, ("train", "val"))
         device = apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
-        used = effective(cfg, hp, device, weights)
+        used = {**effective(cfg, hp, device, weights), "skipped_images": checked.skipped}
         overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
         atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:

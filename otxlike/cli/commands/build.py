@@ -32,18 +32,22 @@ def build(
                                                             "(see 'otxlike find --data-formats').")] = None,
     val_split: Annotated[Optional[float], typer.Option(help="Hold out this fraction of a dataset with no split "
                                                             "as val (seeded, stratified by class).")] = None,
+    skip_bad_images: Annotated[bool, typer.Option("--skip-bad-images", help="Accept data with images that are missing "
+                                                  "or do not decode (train leaves them out with the same flag).")] = False,
 ) -> None:
     """Make a workspace from a task template, or change an existing one (backbone, data roots)."""
-    from otxlike.cli.render.lines import build_lines, data_lines, head_lines, swap_lines, updated_lines
+    from otxlike.cli.render.lines import build_lines, data_lines, head_lines, skipped_lines, swap_lines, updated_lines
     from otxlike.configedit import data
     from otxlike.workspace.workspace import Workspace
 
+    from otxlike.data.images import image_check
+
     out = console()
-    with errors():
+    with errors(), image_check(skip_bad=skip_bad_images) as checked:
         if task is not None:
             result = data.create_workspace(task, workspace, template, train_data_roots, val_data_roots,
                                            data_root=data_root, data_format=data_format, val_split=val_split)
-            print_lines(out, [*build_lines(result), *data_lines(result.data)])
+            print_lines(out, [*build_lines(result), *data_lines(result.data), *skipped_lines(checked.skipped)])
             ws = Workspace.load(result.root)
         else:
             if template is not None:
@@ -56,7 +60,7 @@ def build(
             if any(v is not None for v in data_given):
                 files, plan = data.set_data(ws, data_root=data_root, train_root=train_data_roots,
                                             val_root=val_data_roots, data_format=data_format, val_split=val_split)
-                print_lines(out, [*data_lines(plan), *updated_lines(files)])
+                print_lines(out, [*data_lines(plan), *skipped_lines(checked.skipped), *updated_lines(files)])
         if backbone is not None:
             from otxlike.configedit.backbone import swap_backbone
 

@@ -34,6 +34,9 @@ def train(
                                                                   "(repeat, or several in one quoted value).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the newest interrupted run from its last checkpoint "
                                                "(its hyper-parameters; --epochs may extend it).")] = False,
+    skip_bad_images: Annotated[bool, typer.Option("--skip-bad-images", help="Leave out images that are missing or "
+                                                  "do not decode (and their annotations), with a warning and a count, "
+                                                  "instead of refusing the data.")] = False,
     verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
 ) -> None:
     """Train the workspace's model on data.yaml's train split (validating on val).
@@ -47,7 +50,8 @@ def train(
         options = tuple(item for value in cfg_options or [] for item in value.split())
         hp = HParams(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, scheduler=scheduler,
                      warmup=warmup, eval_interval=eval_interval, eval_key=eval_key, early_stop=early_stop,
-                     precision=precision, device=device, seed=seed, cfg_options=options, weights=weights)
+                     precision=precision, device=device, seed=seed, cfg_options=options, weights=weights,
+                     skip_bad_images=skip_bad_images)
         hp.check()  # before torch is imported
         if device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # torch must not see the GPU: mmengine uses what it sees

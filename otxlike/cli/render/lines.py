@@ -28,6 +28,15 @@ def data_lines(plan) -> list[str]:
     return lines
 
 
+def skipped_lines(skipped: list[str]) -> list[str]:
+    """The warning of ``--skip-bad-images``: how many files were left out, the first ones."""
+    if not skipped:
+        return []
+    shown = "; ".join(skipped[:3]) + (f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else "")
+    return [f"[!] warning: --skip-bad-images: {len(skipped)} unreadable files left out: {shown}",
+            "[!]     'otxlike train --skip-bad-images' leaves them out of training too"]
+
+
 def updated_lines(files, backup: Path | None = None) -> list[str]:
     """One ``Updated:`` line per file, and where the previous versions went."""
     lines = [f"[*] Updated: {path}" for path in files]

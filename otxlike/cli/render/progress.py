@@ -14,13 +14,25 @@ def train_progress(out):
     bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}"), TimeElapsedColumn(),
                    console=out, transient=False, disable=not out.is_terminal)
-    tasks: dict[int, int] = {}
+    tasks: dict = {}  # epoch (or "check") -> rich task id
 
     def on_progress(p) -> None:
+        if p.phase == "check":  # the first decode of the data's images
+            if "check" not in tasks:
+                tasks["check"] = bar.add_task("check", total=p.iters_per_epoch, epoch="(checking images)",
+                                              loss="-", lr="-")
+            bar.update(tasks["check"], completed=p.iter)
+            return
         if p.phase == "start":
+            if "check" in tasks:
+                bar.remove_task(tasks.pop("check"))
             bar.console.print(hparams_line(p.hparams), highlight=False)
             for line in weights_lines(p.hparams["weights"]):
                 bar.console.print(line, highlight=False)
+            skipped = p.hparams.get("skipped_images") or []
+            if skipped:
+                bar.console.print(f"[!] warning: --skip-bad-images left out {len(skipped)} unreadable files, e.g. "
+                                  f"{skipped[0]} (all of them: hparams.yaml)", highlight=False)
             return
         if p.phase == "val":
             # COCO reports -1 for object sizes the data has none of: noise in a progress line

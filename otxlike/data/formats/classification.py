@@ -58,9 +58,10 @@ def _samples_data(samples: list[tuple[Path, list[int]]], classes: list[str], roo
         OtxlikeError: No samples, an image that does not decode, or several labels per image
             for a single-label dataset.
     """
+    bad = check_images([p for p, _ in samples], root)
+    samples = [s for s in samples if s[0] not in bad]
     if not samples:
         raise OtxlikeError(f"{root}: no labelled images found (empty split)", "give a split with images")
-    check_images([p for p, _ in samples], root)
     multi_label = dataset.get("type") == "MultiLabelDataset"
     several = [f"{p.name} has {len(labels)} labels" for p, labels in samples if len(labels) != 1]
     if several and not multi_label:

@@ -31,7 +31,7 @@ from otxlike.data.formats.common import (
     read_subset,
     relative_id,
 )
-from otxlike.data.images import check_images, image_size, problems_line
+from otxlike.data.images import check_images, image_size, problems_line, skipping_bad
 from otxlike.errors import OtxlikeError
 
 EDGE_TOLERANCE = 1.0  # pixels a box may pass the image edge (rounding of converted annotations)
@@ -94,11 +94,20 @@ def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: di
     if bad_cat:
         raise OtxlikeError(f"{source}: annotations use category ids {sorted(bad_cat, key=str)} missing from 'categories'")
     missing = [str(img.get("file_name")) for img in images if not (img_dir / str(img.get("file_name"))).is_file()]
-    if missing:
+    if missing and not skipping_bad():
         raise OtxlikeError(f"{len(missing)} of {len(images)} images named in {source} are missing under {img_dir}, "
                            f"e.g. {missing[0]}", "fix the file names or the image folder")
-    files = [img_dir / img["file_name"] for img in images]
-    check_images(files, img_dir)
+    files = [img_dir / str(img["file_name"]) for img in images]
+    bad = check_images(files, img_dir)
+    if bad:  # --skip-bad-images: the images and their annotations are left out
+        images = [img for img, f in zip(images, files) if f not in bad]
+        keep = {img["id"] for img in images}
+        anns = [a for a in anns if a.get("image_id") in keep]
+        coco, converted = {**coco, "images": images, "annotations": anns}, True
+        by_id = {img.get("id"): img for img in images}
+        files = [img_dir / str(img["file_name"]) for img in images]
+        if not images or not anns:
+            raise OtxlikeError(f"{source}: no readable, annotated image is left", "replace the unreadable images")
     sizes = {}
     wrong = []
     for img, path in zip(images, files):
@@ -387,7 +396,8 @@ class YoloFormat:
         if orphans:
             raise OtxlikeError(f"{len(orphans)} label files in {label_dir} have no image in {img_dir}, e.g. {orphans[0]}",
                                "every labels/<name>.txt needs images/<name>.<ext>")
-        check_images(images, img_dir)
+        bad = check_images(images, img_dir)
+        images = [p for p in images if p not in bad]  # --skip-bad-images
         coco = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes)]}
         bad = []
         for n, image in enumerate(images, 1):

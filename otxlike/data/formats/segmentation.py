@@ -96,7 +96,10 @@ def seg_split(img_dir: Path, ann_dir: Path, img_suffix: str, seg_suffix: str, cl
     if subset is not None:
         check_subset(subset, stems, img_dir)
         stems = [s for s in stems if s in subset]
-    check_images([images[s] for s in stems] + [labels[s] for s in stems], img_dir)
+    bad = check_images([images[s] for s in stems] + [labels[s] for s in stems], img_dir)
+    stems = [s for s in stems if images[s] not in bad and labels[s] not in bad]  # --skip-bad-images
+    if not stems:
+        raise OtxlikeError(f"{img_dir}: no readable image with a readable label map is left")
     sizes = [f"{labels[s].name} is {image_size(labels[s])} but its image is {image_size(images[s])}"
              for s in stems if image_size(labels[s]) != image_size(images[s])]
     if sizes:
@@ -334,11 +337,13 @@ class CocoSegFormat:
         if bad:
             raise OtxlikeError(f"{ann_path}: " + problems_line("annotations cannot be rasterised", bad),
                                "every annotation needs a known image, category and a polygon or RLE 'segmentation'")
+        bad = check_images([img_dir / str(img["file_name"]) for img in images.values()], img_dir)
+        images = {k: img for k, img in images.items() if img_dir / str(img["file_name"]) not in bad}
         missing = [str(img["file_name"]) for img in images.values() if not (img_dir / str(img["file_name"])).is_file()]
         if missing:
             raise OtxlikeError(f"{len(missing)} of {len(images)} images named in {ann_path} are missing under {img_dir}, "
                                f"e.g. {missing[0]}", "fix the file names or the image folder")
-        key = hashlib.sha256(ann_path.read_bytes() + str(img_dir).encode()).hexdigest()[:20]
+        key = hashlib.sha256(ann_path.read_bytes() + str(img_dir).encode() + str(sorted(map(str, bad))).encode()).hexdigest()[:20]
         maps = cache_dir() / "data" / f"coco-seg-{key}"
         if not maps.is_dir():
             maps.parent.mkdir(parents=True, exist_ok=True)
