@@ -245,3 +245,28 @@ def test_a_read_only_workspace_is_refused_in_one_line(digits):
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(base)])
         shutil.rmtree(base, ignore_errors=True)
+
+
+BREAKS = {
+    "model.py does not parse": lambda ws: ws.model_py.write_text(ws.model_py.read_text() + "\nmodel = dict(\n"),
+    "data.yaml is a list": lambda ws: (ws.root / "data.yaml").write_text("- a\n- b\n"),
+    "workspace.yaml is not YAML": lambda ws: (ws.root / "workspace.yaml").write_text("::: [\n"),
+    "data_pipeline.py is gone": lambda ws: ws.data_pipeline_py.unlink(),
+    "template.yaml is gone": lambda ws: (ws.root / "template.yaml").unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", list(BREAKS))
+def test_every_verb_on_a_broken_workspace_is_one_line_and_exit_2(cli, workspace, digits, damage):
+    """No verb answers a damaged workspace with a traceback or exit 1 (left for bugs of otxlike)."""
+    BREAKS[damage](workspace)
+    verbs = [["build", "--backbone", "mmdet.RegNet"], ["build", "--data-root", digits.root], ["train", "--epochs", "1"],
+             ["eval"], ["export"], ["optimize"], ["predict", digits.val_root / "3"]]
+    if damage == "template.yaml is gone":  # only what needs the template: the backbone swap's defaults
+        verbs = verbs[:1]
+    if damage == "data.yaml is a list":  # a backbone swap does not read the data
+        verbs = verbs[1:]
+    for verb in verbs:
+        result = cli(*verb, "-w", workspace.root)
+        assert result.exit_code == 2, (damage, verb, result.output)
+        assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1, (verb, result.output)

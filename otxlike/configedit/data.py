@@ -96,10 +96,19 @@ def same_classes(found: dict[str, list[str]]) -> None:
 
 
 def _datasets(folder: Path) -> dict[str, dict]:
-    """The dataset config of each split's dataloader in ``folder/data_pipeline.py``."""
+    """The dataset config of each split's dataloader in ``folder/data_pipeline.py``.
+
+    Raises:
+        OtxlikeError: If the file is missing or does not load.
+    """
     from mmengine.config import Config
 
-    cfg = Config.fromfile(str(folder / "data_pipeline.py"))
+    path = folder / "data_pipeline.py"
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as exc:  # mmengine raises FileNotFoundError, SyntaxError, ... for a broken file
+        raise OtxlikeError(f"cannot load {path}: {type(exc).__name__}: {exc}".replace("\n", " "),
+                           "restore it from .backup/ or from the template") from exc
     return {s: dict((cfg.get(f"{s}_dataloader") or {}).get("dataset") or {}) for s in SPLITS}
 
 

@@ -55,9 +55,16 @@ class Template:
         """Read ``folder/template.yaml``.
 
         Raises:
-            OtxlikeError: If its task is unknown or its data format is not one of the task's.
+            OtxlikeError: If the file is missing or malformed, its task is unknown or its data
+                format is not one of the task's.
         """
-        meta = yaml.safe_load((folder / "template.yaml").read_text(encoding="utf-8"))
+        path = folder / "template.yaml"
+        try:
+            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+            meta["task"], meta["data_format"], meta["id"], meta["name"], meta["library"]  # noqa: B018
+        except (OSError, yaml.YAMLError, TypeError, KeyError) as exc:
+            raise OtxlikeError(f"{path} is missing or malformed ({type(exc).__name__}: {exc})".replace("\n", " "),
+                               "restore it from .backup/ or from the template folder ('otxlike find --template')") from exc
         task = get_task(meta["task"])
         if meta["data_format"] not in task.data_formats:
             raise OtxlikeError(f"template {folder} has data_format '{meta['data_format']}', which task "

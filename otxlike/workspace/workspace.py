@@ -143,7 +143,7 @@ class Workspace:
         spec = get_task(self.task)
         try:
             metrics = self.template.metrics
-        except (OSError, KeyError, TypeError, yaml.YAMLError):
+        except OtxlikeError:
             metrics = None  # a damaged template.yaml: the task's keys
         return replace(spec, metrics=metrics) if metrics else spec
 
@@ -271,13 +271,18 @@ def read_data_yaml(root: Path) -> dict:
     """``data.yaml`` of the workspace at ``root`` as written (roots not resolved).
 
     Raises:
-        OtxlikeError: If the file is missing or not YAML.
+        OtxlikeError: If the file is missing, not YAML, or not a mapping.
     """
     path = Path(root) / DATA_YAML
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise OtxlikeError(f"cannot read {path} ({exc})".replace("\n", " ")) from exc
+        raise OtxlikeError(f"cannot read {path} ({exc})".replace("\n", " "),
+                           "restore it from .backup/, or run 'otxlike build --data-root DIR'") from exc
+    if not isinstance(data, dict):
+        raise OtxlikeError(f"{path} must be a mapping (format, train, val, test), not a {type(data).__name__}",
+                           "restore it from .backup/, or run 'otxlike build --data-root DIR'")
+    return data
 
 
 @dataclass(frozen=True)
