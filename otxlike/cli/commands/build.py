@@ -40,10 +40,11 @@ def build(
     from otxlike.configedit import data
     from otxlike.workspace.workspace import Workspace
 
+    from otxlike.cli.render.progress import check_progress
     from otxlike.data.images import image_check
 
     out = console()
-    with errors(), image_check(skip_bad=skip_bad_images) as checked:
+    with errors(), check_progress(out) as shown, image_check(skip_bad_images, shown) as checked:
         if task is not None:
             result = data.create_workspace(task, workspace, template, train_data_roots, val_data_roots,
                                            data_root=data_root, data_format=data_format, val_split=val_split)

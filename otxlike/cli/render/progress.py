@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 
 def train_progress(out):
     """A rich progress bar per epoch fed by the engine's Progress callbacks.
@@ -83,3 +86,29 @@ def weights_lines(weights: list[dict]) -> list[str]:
             lines.append(f"[!] warning: could not load the weights {w['checkpoint']} of {w['module']} "
                          f"({w['reason']}); training from random weights. To use them, {source}")
     return lines
+
+
+@contextlib.contextmanager
+def check_progress(out, after: float = 1.0):
+    """Yield an ``on_progress(decoded, to_decode, folder)`` for :func:`otxlike.data.images.image_check`
+    that shows a transient bar per folder once the check has run for ``after`` seconds (a large
+    dataset's first check); nothing on a quick check or without a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("checking images in {task.fields[folder]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=out, transient=True, disable=not out.is_terminal)
+    start, tasks = time.monotonic(), {}
+
+    def on_progress(done: int, total: int, folder) -> None:
+        if time.monotonic() - start < after and folder not in tasks:
+            return
+        if not tasks:
+            bar.start()
+        if folder not in tasks:
+            tasks[folder] = bar.add_task("check", total=total, folder=str(folder))
+        bar.update(tasks[folder], completed=done, total=total)
+
+    try:
+        yield on_progress
+    finally:
+        bar.stop()
