@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from otxlike.configedit.data import create_workspace, set_data
+from otxlike.configedit.data import create_workspace
 from otxlike.engine.config import load_config
 from otxlike.errors import OtxlikeError
 from otxlike.workspace.workspace import Workspace, config_scope

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from otxlike.data.formats.common import (
     IMAGE_SUFFIXES,
+    SPLIT_NAMES,
     SplitData,
     cached_file,
     check_subset,
@@ -31,23 +32,12 @@ from otxlike.data.formats.common import (
     read_class_file,
     read_subset,
     relative_id,
+    split_of,
 )
 from otxlike.data.images import check_images, problems_line
 from otxlike.errors import OtxlikeError
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}
-"""Folder / file stems that name a split, and the split they name."""
-
 MULTI_LABEL_SEPARATORS = re.compile(r"[;|]")
-
-
-def split_of(stem: str) -> str | None:
-    """The split a file or folder stem names (``instances_train2017`` -> ``train``), or None."""
-    for word in re.split(r"[^a-z]+", stem.lower()):
-        if word in SPLIT_NAMES:
-            return SPLIT_NAMES[word]
-    return None
 
 
 def _samples_data(samples: list[tuple[Path, list[int]]], classes: list[str], root: Path, dataset: dict,

@@ -12,6 +12,7 @@ thousand images, and a cleared cache is rebuilt by the next command.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,29 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 IGNORE_INDEX = 255  # mmseg's default ignore_index of label maps
 CLASS_FILES = ("classes.txt", "labels.txt", "obj.names", "classes.names")
 """Files a class list is read from, one name per line (line index = label), first found wins."""
+
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+"""Folder / file stems that name a split, and the split they name."""
+
+def split_of(stem: str) -> str | None:
+    """The split a file or folder stem names (``instances_train2017`` -> ``train``), or None."""
+    for word in re.split(r"[^a-z]+", stem.lower()):
+        if word in SPLIT_NAMES:
+            return SPLIT_NAMES[word]
+    return None
+
+
+def paired_split_folders(path: Path, images: str, labels: str) -> dict[str, dict] | None:
+    """Splits of a layout with ``<images>/<split>/`` beside ``<labels>/<split>/`` (YOLO,
+    Cityscapes, ADE20K): ``{split: {data_root, img_prefix, label_prefix}}``, or None."""
+    if not path.is_dir() or not (path / images).is_dir() or not (path / labels).is_dir():
+        return None
+    return {split_of(d.name): {"data_root": str(path), "img_prefix": f"{images}/{d.name}",
+                               "label_prefix": f"{labels}/{d.name}"}
+            for d in sorted((path / images).iterdir())
+            if d.is_dir() and split_of(d.name) and (path / labels / d.name).is_dir()} or None
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from otxlike.data.formats.classification import split_of
 from otxlike.data.formats.common import (
     SplitData,
     cached_file,
@@ -29,7 +28,9 @@ from otxlike.data.formats.common import (
     list_images,
     read_class_file,
     read_subset,
+    paired_split_folders,
     relative_id,
+    split_of,
 )
 from otxlike.data.images import check_images, image_size, problems_line, skipping_bad
 from otxlike.errors import OtxlikeError
@@ -349,10 +350,7 @@ class YoloFormat:
         """Splits from ``images/<split>/`` with ``labels/<split>/`` (else ``images/`` + ``labels/``)."""
         if not path.is_dir() or not (path / "images").is_dir() or not (path / "labels").is_dir():
             return None
-        splits = {split_of(d.name): {"data_root": str(path), "img_prefix": f"images/{d.name}",
-                                     "label_prefix": f"labels/{d.name}"}
-                  for d in sorted((path / "images").iterdir())
-                  if d.is_dir() and split_of(d.name) and (path / "labels" / d.name).is_dir()}
+        splits = paired_split_folders(path, "images", "labels") or {}
         if not splits and any((path / "labels").glob("*.txt")):
             splits = {"all": {"data_root": str(path), "img_prefix": "images", "label_prefix": "labels"}}
         return splits or None

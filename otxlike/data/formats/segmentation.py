@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otxlike.data.formats.classification import split_of
 from otxlike.data.formats.common import (
     IGNORE_INDEX,
     SplitData,
@@ -33,8 +32,10 @@ from otxlike.data.formats.common import (
     entry_path,
     entry_root,
     find_class_file,
+    paired_split_folders,
     read_class_file,
     read_subset,
+    split_of,
 )
 from otxlike.data.images import check_images, image_size, problems_line
 from otxlike.errors import OtxlikeError
@@ -187,12 +188,7 @@ class CityscapesFormat:
 
     def detect(self, path: Path) -> dict[str, dict] | None:
         """Splits from ``leftImg8bit/<split>/`` with ``gtFine/<split>/``."""
-        if not path.is_dir() or not (path / "leftImg8bit").is_dir() or not (path / "gtFine").is_dir():
-            return None
-        return {split_of(d.name): {"data_root": str(path), "img_prefix": f"leftImg8bit/{d.name}",
-                                   "label_prefix": f"gtFine/{d.name}"}
-                for d in sorted((path / "leftImg8bit").iterdir())
-                if d.is_dir() and split_of(d.name) and (path / "gtFine" / d.name).is_dir()} or None
+        return paired_split_folders(path, "leftImg8bit", "gtFine")
 
     def check(self, entry: dict, dataset: dict) -> SplitData:
         """Read and check the split (:func:`seg_split`): train-id maps must exist.
@@ -224,12 +220,7 @@ class Ade20kFormat:
 
     def detect(self, path: Path) -> dict[str, dict] | None:
         """Splits from ``images/<split>/`` with ``annotations/<split>/``."""
-        if not path.is_dir() or not (path / "images").is_dir() or not (path / "annotations").is_dir():
-            return None
-        return {split_of(d.name): {"data_root": str(path), "img_prefix": f"images/{d.name}",
-                                   "label_prefix": f"annotations/{d.name}"}
-                for d in sorted((path / "images").iterdir())
-                if d.is_dir() and split_of(d.name) and (path / "annotations" / d.name).is_dir()} or None
+        return paired_split_folders(path, "images", "annotations")
 
     def check(self, entry: dict, dataset: dict) -> SplitData:
         """Read and check the split (:func:`seg_split`, ``reduce_zero_label``).
@@ -307,7 +298,6 @@ class CocoSegFormat:
                 without ``segmentation``, missing images, and everything :func:`seg_split` checks.
         """
         import hashlib
-        import json
         import os
         import shutil
         import tempfile
@@ -319,7 +309,6 @@ class CocoSegFormat:
         from otxlike.data.formats.detection import _read_json
         from otxlike.fileio import cache_dir
 
-        root = entry_root(entry)
         ann_path = entry_path(entry, "ann_file", "annotations.json")
         img_dir = entry_path(entry, "img_prefix", "images")
         coco = _read_json(ann_path)
