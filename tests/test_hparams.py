@@ -1,6 +1,7 @@
 """Hyper-parameters by flag (``otxlike train --lr ... --cfg-options``): refused up front when bad,
 effective when good (read back from what mmengine built and saved, not from our own config)."""
 
+import json
 import math
 
 import pytest
@@ -187,7 +188,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny, cli):
     with pytest.raises(KeyboardInterrupt):
         train(tiny, epochs=3, hparams=HParams(lr=0.01, seed=2), on_progress=stop_in_epoch_2)
     (stopped,) = [d for d in tiny.outputs.iterdir() if d.name.endswith("_train")]
-    assert (stopped / "epoch_1.pth").is_file() and not (stopped / "metrics.json").exists()
+    assert (stopped / "epoch_1.pth").is_file()
+    marked = json.loads((stopped / "metrics.json").read_text())  # docs/errors.md: kept, marked failed
+    assert marked["status"] == "failed" and marked["reason"] == "interrupted (Ctrl-C)" and marked["steps"] > 0
     # the interrupted workspace still takes a new command (here: one that must refuse other flags)
     assert "only --epochs can change" in _one_error_line(cli("train", "--resume", "--lr", "0.1", cwd=tiny.root))
 
@@ -197,6 +200,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny, cli):
     assert [p.epoch for p in seen if p.phase == "val"] == [2, 3]  # mmengine resumed after epoch 1
     assert seen[0].hparams["lr"] == 0.01 and seen[0].hparams["seed"] == 2  # the run's own hyper-parameters
     assert (stopped / "epoch_3.pth").is_file() and "accuracy/top1" in evaluate(tiny).metrics
+    assert json.loads((stopped / "metrics.json").read_text()).get("status") != "failed"
     assert "no interrupted training run" in _one_error_line(cli("train", "--resume", cwd=tiny.root))
 
 
