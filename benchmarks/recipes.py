@@ -31,13 +31,13 @@ TARGETS = {"classification": 99.0, "detection": 0.50, "instance-segmentation": 0
 
 def _merged_config(ws, work_dir: Path, hp):
     from otxlike.engine.config import load_config
-    from otxlike.engine.hparams import apply
+    from otxlike.engine.hparams import apply, apply_start
     from otxlike.engine.weights import preflight
     from otxlike.workspace.workspace import config_scope
 
     cfg = load_config(ws, work_dir, ("train", "val"))
     apply(cfg, hp, ws.task_spec, config_scope(cfg))
-    preflight(cfg.model, hp.weights)
+    apply_start(cfg, hp, preflight(cfg.model, hp.weights))
     cfg.log_level = "ERROR"
     return cfg
 

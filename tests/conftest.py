@@ -10,6 +10,19 @@ from otxlike.data.digits import write_digits_classification
 from otxlike.workspace.workspace import Workspace
 
 
+def pytest_configure(config):
+    """timm's weights come from the Hugging Face hub: give the session an empty hub cache of its own
+    and no hub requests (tests run offline; huggingface_hub reads both when it is imported)."""
+    import os
+    import shutil
+    import tempfile
+
+    hub = tempfile.mkdtemp(prefix="otxlike-test-hf-")
+    os.environ["HF_HUB_CACHE"] = hub
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    config.add_cleanup(lambda: shutil.rmtree(hub, ignore_errors=True))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Keep the backbone index of the test session out of the user's cache folder."""

@@ -196,3 +196,225 @@ def test_another_workspaces_checkpoint_starts_a_backbone(workspace, tmp_path, cl
     result = cli("build", "--weights", tmp_path / "missing.pth", cwd=workspace.root)
     assert result.exit_code == 2 and "cannot load the weights" in result.output
     assert snapshot(workspace.root) == before
+
+
+def _put_in_hf_cache(repo: str, filename: str, state: dict):
+    """Write ``state`` where huggingface_hub's ``hf_hub_download`` finds a file of ``repo`` at its
+    ``main`` revision: ``<HF_HUB_CACHE>/models--<org>--<name>/{refs/main, snapshots/<commit>/<file>}``
+    (huggingface_hub's documented cache layout)."""
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(os.environ["HF_HUB_CACHE"]) / f"models--{repo.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+    (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "snapshots" / commit / filename))
+    return folder
+
+
+def test_swapped_timm_backbone_starts_from_timms_published_weights(workspace):
+    """``build --backbone timm.resnet18`` names timm's default pretrained tag; offline it is read
+    from the Hugging Face cache folder timm's hub functions use, mapped by timm onto the
+    ``features_only`` network, and checked before a run."""
+    import copy
+    import shutil
+
+    import timm
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    from otxlike.configedit.backbone import swap_backbone
+
+    tag = timm.create_model("resnet18").pretrained_cfg["tag"]  # timm's default weights of resnet18
+    swap_backbone(workspace, "timm.resnet18")
+    cfg = Config.fromfile(str(workspace.model_py)).model
+    assert cfg.backbone.init_cfg.checkpoint == f"timm://resnet18.{tag}"
+
+    (status,) = preflight(copy.deepcopy(cfg), "auto")  # nothing in the cache, no network
+    assert not status.loaded and f"hf download timm/resnet18.{tag}" in status.fetch
+    assert status.url == f"https://huggingface.co/timm/resnet18.{tag}"
+
+    torch.manual_seed(7)
+    reference = timm.create_model("resnet18")  # the whole classifier, as timm publishes it
+    folder = _put_in_hf_cache(f"timm/resnet18.{tag}", "model.safetensors", reference.state_dict())
+    try:
+        (status,) = preflight(copy.deepcopy(cfg), "auto")
+        assert status.loaded and status.cache == folder
+        module = MODELS.build(cfg.backbone)
+        module.init_weights()
+        assert torch.equal(module.body.layer3[1].conv1.weight, reference.layer3[1].conv1.weight)
+        assert torch.equal(module.body.bn1.running_var, reference.bn1.running_var)
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_timm_checkpoint_given_by_path_starts_a_timm_backbone(workspace, tmp_path):
+    """``--weights PATH`` with a checkpoint of the whole timm model: timm maps it onto the
+    ``features_only`` network; the backbone's levels equal the reference model's own intermediate
+    features (``forward_intermediates``); a checkpoint of another model is refused at build."""
+    import timm
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    from otxlike.configedit.backbone import swap_backbone
+
+    torch.manual_seed(3)
+    reference = timm.create_model("convnext_atto").eval()
+    path = tmp_path / "convnext_atto.pth"
+    torch.save(reference.state_dict(), path)
+    result = swap_backbone(workspace, "timm.convnext_atto", weights=str(path))
+    assert result.weights == {"type": "Pretrained", "checkpoint": str(path)}
+    module = MODELS.build(Config.fromfile(str(workspace.model_py)).model.backbone)
+    module.init_weights()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = module.eval()(x)
+        levels = reference.forward_intermediates(x, intermediates_only=True)
+    assert [o.shape for o in ours] == [f.shape for f in levels][-len(ours):]
+    assert all(torch.allclose(o, f, atol=1e-5) for o, f in zip(ours, levels[-len(ours):]))
+
+    torch.save(timm.create_model("resnet18").state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(OtxlikeError, match="hold none of the backbone's"):
+        swap_backbone(workspace, "timm.convnext_atto", weights=str(tmp_path / "resnet18.pth"))
+
+
+ZOO_SAMPLE = ("ResNet", "MobileNetV2", "ConvNeXt", "EfficientNet", "RegNet", "ShuffleNetV2", "VGG")
+
+
+@pytest.mark.parametrize("name", ZOO_SAMPLE)
+def test_mmpretrain_zoo_weights_fit_the_backbone_build_writes(name):
+    """``build --backbone mmpretrain.X`` names the weights of a model of mmpretrain's zoo: that
+    model's backbone, built from its own config file, has every tensor of ours under the same name
+    and shape, and the URL is the one its metafile publishes."""
+    from pathlib import Path
+
+    import mmpretrain
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    from otxlike.catalog.lookup import get_backbone, provider
+    from otxlike.catalog.values import default_values, model_values
+
+    spec = get_backbone(f"mmpretrain.{name}")
+    values, _ = default_values(spec)
+    init = provider("mmpretrain").pretrained(spec, values)
+    assert init["prefix"] == "backbone"
+    configs = Path(mmpretrain.__file__).parent / ".mim" / "configs"
+    published = {}
+    for metafile in configs.glob("*/metafile.yml"):
+        for model in yaml.safe_load(metafile.read_text()).get("Models", []):
+            if model.get("Weights"):
+                published[model["Weights"]] = configs.parent / model["Config"]
+    assert init["checkpoint"] in published
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        theirs = MODELS.build(Config.fromfile(str(published[init["checkpoint"]])).model.backbone).state_dict()
+        ours = MODELS.build({"type": name, **model_values(spec, values)}).state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: theirs[k].shape for k in ours if k in theirs}
+
+
+def test_swapped_mmpretrain_backbone_starts_from_the_zoo_checkpoint(workspace, hub):
+    """The zoo checkpoint holds a whole classifier (``backbone.*``, ``head.*``); put where torch.hub
+    caches its URL, its backbone part is what the swapped backbone starts from."""
+    import os
+    from urllib.parse import urlparse
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    from otxlike.configedit.backbone import swap_backbone
+
+    result = swap_backbone(workspace, "mmpretrain.MobileNetV2")
+    url = result.weights["checkpoint"]
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        torch.manual_seed(5)
+        reference = MODELS.build(dict(type="MobileNetV2", widen_factor=1.0))
+        cache = hub / "checkpoints" / os.path.basename(urlparse(url).path)  # torch.hub's cache file name
+        cache.parent.mkdir(parents=True)
+        torch.save({"state_dict": {**{f"backbone.{k}": v for k, v in reference.state_dict().items()},
+                                   "head.fc.weight": torch.zeros(1000, 1280)}}, cache)
+        model = Config.fromfile(str(workspace.model_py)).model
+        (status,) = preflight(model, "required")
+        assert status.loaded and status.cache == cache
+        module = MODELS.build(model.backbone)
+    module.init_weights()
+    assert torch.equal(module.conv1.conv.weight, reference.conv1.conv.weight)
+    assert torch.equal(module.layer7[0].conv[1].conv.weight, reference.layer7[0].conv[1].conv.weight)
+
+
+def _detection_model(cfg, hp, weights):
+    """The ATSS model mmdet builds from ``cfg`` after the weights check and the start switch."""
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS
+
+    from otxlike.engine.hparams import apply_start
+
+    start = apply_start(cfg, hp, weights)
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        model = MODELS.build(cfg.model)
+    model.train()
+    return start, model
+
+
+def test_pretrained_and_scratch_starts_switch_frozen_stages_and_norm_eval(tmp_path, canvases, hub):
+    """The detection template freezes the stem and stage 1 and keeps BatchNorm statistics when its
+    backbone starts from ImageNet weights (mmdet's configs); from random weights its
+    ``from_scratch`` unfreezes them (mmdet's configs/scratch), unless a flag sets the key. Read
+    back from the module mmdet builds: which parameters train, whether BatchNorm is in eval mode."""
+    import copy
+
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    from otxlike.engine.hparams import apply
+
+    ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    base = ws.config()
+    cfg = copy.deepcopy(base)
+    hp = HParams()
+    apply(cfg, hp, ws.task_spec, "mmdet")
+    start, model = _detection_model(cfg, hp, preflight(cfg.model, "auto"))  # offline: nothing in the cache
+    assert start == {"backbone": "from scratch", "from_scratch": {"model.backbone.frozen_stages": -1,
+                                                                  "model.backbone.norm_eval": False}}
+    assert model.backbone.conv1.weight.requires_grad and model.backbone.bn1.training
+
+    cache = hub / "checkpoints" / ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    cache.parent.mkdir(parents=True, exist_ok=True)  # the failed download above made the folder
+    torch.save(resnet18().state_dict(), cache)
+    cfg = copy.deepcopy(base)
+    apply(cfg, hp, ws.task_spec, "mmdet")
+    start, model = _detection_model(cfg, hp, preflight(cfg.model, "auto"))
+    assert start == {"backbone": "pretrained", "from_scratch": {}}
+    assert not model.backbone.conv1.weight.requires_grad and not model.backbone.layer1[0].conv1.weight.requires_grad
+    assert model.backbone.layer2[0].conv1.weight.requires_grad and not model.backbone.layer2[0].bn1.training
+
+    cfg = copy.deepcopy(base)
+    hp = HParams(weights="none", cfg_options=("model.backbone.norm_eval=True",))
+    apply(cfg, hp, ws.task_spec, "mmdet")
+    start, model = _detection_model(cfg, hp, preflight(cfg.model, "none"))
+    assert start["from_scratch"] == {"model.backbone.frozen_stages": -1}  # the flag's key is the user's
+    assert model.backbone.conv1.weight.requires_grad and not model.backbone.layer2[0].bn1.training
+
+
+def test_from_scratch_skips_keys_a_swapped_backbone_does_not_take(tmp_path, canvases):
+    from otxlike.configedit.backbone import swap_backbone
+    from otxlike.engine.hparams import apply_start
+
+    ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    swap_backbone(ws, "mmdet.RegNet")  # class defaults norm_eval=True, frozen_stages=-1: both written
+    cfg = ws.config()
+    assert (cfg.model.backbone.norm_eval, cfg.model.backbone.frozen_stages) == (True, 1)
+    assert apply_start(cfg, HParams(), [])["from_scratch"] == {"model.backbone.frozen_stages": -1,
+                                                             "model.backbone.norm_eval": False}
+    swap_backbone(ws, "torchvision.resnet18")
+    cfg = ws.config()
+    assert apply_start(cfg, HParams(), [])["from_scratch"] == {}
+    cfg.from_scratch = ["model.backbone.norm_eval"]
+    with pytest.raises(OtxlikeError, match="from_scratch must be a dict"):
+        apply_start(cfg, HParams(), [])

@@ -35,12 +35,14 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
     return values, tuple(missing)
 
 
-def model_values(spec: BackboneSpec, values: dict) -> dict:
-    """The values that go into model.py: required ones and those that differ from the default."""
+def model_values(spec: BackboneSpec, values: dict, keep=()) -> dict:
+    """The values that go into model.py: required ones, those that differ from the default, and
+    those named in ``keep`` (the template's ``backbone_defaults``, which model.py's
+    ``from_scratch`` may switch, so they must be there to be found)."""
     out = {}
     for key, value in values.items():
         arg = spec.arg(key)
-        if arg is None or arg.required or plain(arg.default) != value:
+        if arg is None or arg.required or key in keep or plain(arg.default) != value:
             out[key] = tuple(value) if arg is not None and isinstance(arg.default, tuple) and isinstance(value, list) else value
     return out
 

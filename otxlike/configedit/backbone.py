@@ -168,7 +168,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
 
     scope, input_size, model = ws.model_context()
     lib = provider(spec.library)
-    backbone_cfg = lib.model_cfg(spec, model_values(spec, values))
+    backbone_cfg = lib.model_cfg(spec, model_values(spec, values, keep=ws.template.backbone_defaults))
     shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
     stages = plan_stages(model, _old_strides(model, scope, input_size), shapes.strides)
     if stages.keep is not None:

@@ -269,6 +269,73 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> str:
     return device
 
 
+#: The model.py key holding the settings of a start from random weights (see :func:`apply_start`).
+FROM_SCRATCH_KEY = "from_scratch"
+
+
+def _touched(hp: HParams) -> tuple[str, ...]:
+    """Dotted config keys the run's flags and ``--cfg-options`` set."""
+    keys = [key for value, key in ((hp.epochs, "train_cfg.max_epochs"), (hp.lr, "optim_wrapper.optimizer.lr"),
+                                   (hp.optimizer, "optim_wrapper.optimizer"),
+                                   (hp.batch_size, "train_dataloader.batch_size"),
+                                   (hp.scheduler, "param_scheduler"), (hp.warmup, "param_scheduler"),
+                                   (hp.eval_interval, "train_cfg.val_interval")) if value is not None]
+    return (*keys, *(option.partition("=")[0] for option in hp.cfg_options))
+
+
+def _has_key(cfg, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if isinstance(node, (list, tuple)):
+            if not part.isdigit() or int(part) >= len(node):
+                return False
+            node = node[int(part)]
+            continue
+        try:
+            node = node[part]  # a Config, a dict
+        except (KeyError, TypeError, AttributeError):
+            return False
+    return True
+
+
+def apply_start(cfg, hp: HParams, weights) -> dict:
+    """Switch the settings that depend on where the backbone starts from, after the weights check.
+
+    model.py holds the settings for a start from pretrained weights (the libraries' conventions,
+    e.g. mmdet's ``frozen_stages=1, norm_eval=True``) and, under ``from_scratch``, the dotted keys
+    that change when ``model.backbone`` starts from random weights (``--weights none``, no
+    published weights, or weights that could not be had), as mmdet's ``configs/scratch`` do:
+    ``{'model.backbone.frozen_stages': -1, 'model.backbone.norm_eval': False}``. A key is applied
+    only where the config has it (a swapped backbone may not take the argument) and the run's
+    flags or ``--cfg-options`` do not set it, or a key above or below it.
+
+    Args:
+        cfg: The run config, after :func:`apply`; changed in place.
+        hp: The run's overrides.
+        weights: The :class:`~otxlike.engine.weights.WeightsStatus` list of the run.
+
+    Returns:
+        ``{"backbone": "pretrained" | "from scratch", "from_scratch": {key: value}}``: the start
+        and the keys applied (empty for a pretrained start).
+
+    Raises:
+        OtxlikeError: If ``from_scratch`` is not a mapping of dotted keys to values.
+    """
+    table = cfg.get(FROM_SCRATCH_KEY) or {}
+    if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):
+        raise OtxlikeError(f"model.py: {FROM_SCRATCH_KEY} must be a dict of dotted config keys to values, "
+                           f"got {table!r}", "e.g. from_scratch = {'model.backbone.norm_eval': False}")
+    pretrained = any(w.loaded and w.where == "model.backbone" for w in weights)
+    if pretrained:
+        return {"backbone": "pretrained", "from_scratch": {}}
+    touched = _touched(hp)
+    applied = {key: value for key, value in table.items() if _has_key(cfg, key)
+               and not any(key == t or key.startswith(t + ".") or t.startswith(key + ".") for t in touched)}
+    if applied:
+        cfg.merge_from_dict(applied, allow_list_keys=True)
+    return {"backbone": "from scratch", "from_scratch": applied}
+
+
 def _saved_best(cfg) -> str | None:
     """model.py's own ``save_best`` key, unless it is mmengine's ``'auto'`` (the first metric)."""
     key = (cfg.get("default_hooks") or {}).get("checkpoint", {}).get("save_best")

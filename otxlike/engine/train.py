@@ -17,7 +17,7 @@ import yaml
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook, step_counter
-from otxlike.engine.hparams import HParams, apply, effective
+from otxlike.engine.hparams import HParams, apply, apply_start, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.data.images import image_check
 from otxlike.engine.weights import preflight
@@ -80,7 +80,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             cfg = load_config(ws, run_dir, ("train", "val"))
         device = apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
-        used = {**effective(cfg, hp, device, weights), "skipped_images": checked.skipped}
+        origin = apply_start(cfg, hp, weights)
+        used = {**effective(cfg, hp, device, weights), **origin, "skipped_images": checked.skipped}
         overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
         atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:

@@ -3,8 +3,10 @@
 Templates start their backbone from the weights its library publishes, through mmengine's own
 ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (``mmengine/model/weight_init.py``,
 ``PretrainedInit``) and ``CheckpointLoader`` schemes (``mmengine/runner/checkpoint.py``):
-``torchvision://NAME``, ``open-mmlab://NAME``, ``http(s)://...`` or a local file. Remote files
-are fetched by ``torch.hub.load_state_dict_from_url`` into ``<torch hub dir>/checkpoints/``.
+``torchvision://NAME``, ``open-mmlab://NAME``, ``http(s)://...`` or a local file, plus
+``timm://NAME`` (registered by :mod:`otxlike.models.timm_backbone`). Remote files are fetched by
+``torch.hub.load_state_dict_from_url`` into ``<torch hub dir>/checkpoints/``; timm's from the
+Hugging Face hub into its cache.
 
 Before a run is built, :func:`preflight` loads every ``Pretrained`` checkpoint of the model once
 with that same loader (so the file lands in the cache and the Runner's own load is a cache hit).
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from otxlike.errors import OtxlikeError
+from otxlike.errors import OtxlikeError, one_line
 
 MODES = ("auto", "none", "required")
 
@@ -39,6 +41,7 @@ class WeightsStatus:
         cache: The local file it is read from (the hub cache for a URL).
         loaded: True if the run starts from it.
         reason: Why not, in one line (None when loaded or dropped by ``weights='none'``).
+        fetch: How to make it load on a machine without network (:func:`fetch_hint`).
     """
 
     where: str
@@ -47,10 +50,11 @@ class WeightsStatus:
     cache: Path
     loaded: bool
     reason: str | None = None
+    fetch: str = ""
 
     def to_json(self) -> dict:
         return {"module": self.where, "checkpoint": self.checkpoint, "url": self.url, "cache": str(self.cache),
-                "loaded": self.loaded, "reason": self.reason}
+                "loaded": self.loaded, "reason": self.reason, "fetch": self.fetch}
 
 
 def resolve(checkpoint: str) -> tuple[str | None, Path]:
@@ -60,12 +64,18 @@ def resolve(checkpoint: str) -> tuple[str | None, Path]:
     through ``get_external_models()`` (``mmengine/runner/checkpoint.py``); a URL is cached by
     ``torch.hub.load_state_dict_from_url`` as ``<torch.hub.get_dir()>/checkpoints/<file name>``.
 
+    ``timm://NAME`` gives the Hugging Face repository page and its cache folder (or timm's URL and
+    the torch hub cache file for the models timm publishes by URL).
+
     Raises:
-        OtxlikeError: If a ``torchvision://`` or ``open-mmlab://`` name is unknown to mmengine.
+        OtxlikeError: If a ``torchvision://``, ``open-mmlab://`` or ``timm://`` name is unknown.
     """
     import torch
     from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models, get_torchvision_models
 
+    if checkpoint.startswith("timm://"):
+        url, cache, _ = _timm_source(checkpoint)
+        return url, cache
     url = checkpoint
     for prefix, table in (("torchvision://", get_torchvision_models), ("open-mmlab://", get_external_models),
                           ("openmmlab://", get_external_models)):
@@ -81,6 +91,28 @@ def resolve(checkpoint: str) -> tuple[str | None, Path]:
     if not url.startswith(("http://", "https://")):
         return None, Path(os.path.expanduser(url))
     return url, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _timm_source(checkpoint: str) -> tuple[str, Path, str]:
+    """:func:`otxlike.models.timm_backbone.timm_source` of a ``timm://`` name.
+
+    Raises:
+        OtxlikeError: If timm publishes no weights under the name.
+    """
+    from otxlike.models.timm_backbone import SCHEME, timm_source
+
+    try:
+        return timm_source(checkpoint[len(SCHEME):])
+    except FileNotFoundError as exc:
+        raise OtxlikeError(f"{exc} ('{checkpoint}')", "see timm.list_pretrained() for the names") from exc
+
+
+def fetch_hint(checkpoint: str, url: str | None, cache: Path) -> str:
+    """How to make ``checkpoint`` load without network, in one clause: the file to put where the
+    loader reads it (and where to get it)."""
+    if checkpoint.startswith("timm://"):
+        return _timm_source(checkpoint)[2]
+    return f"put the file at {cache}" + (f" (from {url})" if url else "")
 
 
 def _pretrained(node, path: str):
@@ -115,6 +147,8 @@ def _load(checkpoint: str):
 
     from otxlike.engine.checkpoints import checkpoint_loading
 
+    if checkpoint.startswith("timm://"):
+        import otxlike.models.timm_backbone  # noqa: F401  registers the timm:// scheme
     with _quiet(), checkpoint_loading():
         return CheckpointLoader.load_checkpoint(checkpoint, map_location="cpu")
 
@@ -126,7 +160,7 @@ def _try_load(checkpoint: str) -> str | None:
     except OtxlikeError as exc:
         return str(exc)
     except Exception as exc:  # URLError (no network), FileNotFoundError, a corrupt file, ...
-        return f"{type(exc).__name__}: {exc}"
+        return one_line(f"{type(exc).__name__}: {exc}", 300)
     return None
 
 
@@ -158,9 +192,10 @@ def preflight(model: dict, mode: str = "auto") -> list[WeightsStatus]:
         if not loaded:
             if mode == "required":
                 raise OtxlikeError(f"cannot load the weights {checkpoint} of {where} ({reason})",
-                                   f"put the file at {cache}" + (f" (from {url})" if url else ""))
+                                   fetch_hint(checkpoint, url, cache))
             dropped.append((owner, position))
-        statuses.append(WeightsStatus(where, checkpoint, url, cache, loaded, reason))
+        statuses.append(WeightsStatus(where, checkpoint, url, cache, loaded, reason,
+                                      "" if loaded else fetch_hint(checkpoint, url, cache)))
     for owner, position in reversed(dropped):  # the module keeps its own initialisation
         if position is None:
             owner["init_cfg"] = None
@@ -195,16 +230,21 @@ def explicit(checkpoint: str, module=None) -> dict:
     except OtxlikeError:
         raise
     except Exception as exc:
-        raise OtxlikeError(f"cannot load the weights {checkpoint} ({type(exc).__name__}: {exc})",
-                           f"put the file at {cache}" + (f" (from {url})" if url else "")) from exc
+        raise OtxlikeError(f"cannot load the weights {checkpoint} ({one_line(f'{type(exc).__name__}: {exc}', 300)})",
+                           fetch_hint(checkpoint, url, cache)) from exc
     tensors = state.get("state_dict", state) if isinstance(state, dict) else {}
     init = {"type": "Pretrained", "checkpoint": checkpoint}
     if any(str(k).startswith("backbone.") for k in tensors):
         init["prefix"] = "backbone"
         tensors = {k[len("backbone."):]: v for k, v in tensors.items() if str(k).startswith("backbone.")}
     if module is not None:
-        target = getattr(module, "body", module) if "prefix" not in init else module  # see TorchvisionBackbone
-        own = {k: v for k, v in target.state_dict().items() if v.dim() > 0}  # not BN's num_batches_tracked
+        if "prefix" in init:
+            own = module.state_dict()
+        elif hasattr(module, "checkpoint_state_dict"):  # TimmBackbone: names of the whole timm model
+            own = module.checkpoint_state_dict()
+        else:  # TorchvisionBackbone loads into its body
+            own = getattr(module, "body", module).state_dict()
+        own = {k: v for k, v in own.items() if v.dim() > 0}  # not BN's num_batches_tracked
         matched = sum(1 for k, v in own.items() if k in tensors and getattr(tensors[k], "shape", None) == v.shape)
         if not matched:
             example = next(iter(tensors), "none")

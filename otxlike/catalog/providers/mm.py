@@ -61,9 +61,18 @@ class MMProvider(Provider):
         return with_published_weights(self, out)
 
     def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
-        """ImageNet weights by the naming conventions of mmdet/mmseg/mmpretrain configs, where
-        mmengine's checkpoint tables (``mmengine/hub/*.json``) hold the name."""
+        """ImageNet weights for ``spec`` built with ``values``: for mmpretrain, the backbone part
+        (``prefix='backbone'``) of the first ImageNet-1k classifier of its model zoo built the same
+        way (:mod:`otxlike.catalog.zoo`); otherwise by the naming conventions of mmdet/mmseg
+        configs, where mmengine's checkpoint tables (``mmengine/hub/*.json``) hold the name."""
         from mmengine.runner.checkpoint import get_external_models, get_torchvision_models
+
+        if self.name == "mmpretrain":
+            from otxlike.catalog.zoo import find_weights
+
+            entry = find_weights(spec, values)
+            if entry is not None:
+                return {"type": "Pretrained", "checkpoint": entry["weights"], "prefix": "backbone"}
 
         name = _CONVENTIONS.get(spec.short_name, lambda v: None)(values)
         if name is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from otxlike.catalog.introspect import function_args
-from otxlike.catalog.providers.base import Provider, keep_out_indices, require
+from otxlike.catalog.providers.base import Provider, keep_out_indices, require, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 
 
@@ -35,7 +35,19 @@ class TimmProvider(Provider):
             out.append(BackboneSpec(name=f"timm.{model_name}", library=self.name,
                                     source=inspect.getsourcefile(inspect.unwrap(entry)) or "",
                                     args=args, accepts_kwargs=True))
-        return out
+        return with_published_weights(self, out)
+
+    def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
+        """timm's default published weights of the model (its ``pretrained_cfg``: the first tag of
+        ``timm.list_pretrained(name)``), as ``timm://<name>.<tag>`` (see
+        :mod:`otxlike.models.timm_backbone`), or None if timm publishes none."""
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(spec.short_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url):
+            return None
+        return {"type": "Pretrained", "checkpoint": f"timm://{spec.short_name}.{cfg.tag}" if cfg.tag
+                else f"timm://{spec.short_name}"}
 
     def model_cfg(self, spec: BackboneSpec, values: dict) -> dict:
         """The ``backbone`` dict for ``model.py``."""

@@ -68,6 +68,9 @@ def hparams_line(hp: dict) -> str:
     parts += [hp["precision"], hp["device"], f"seed {hp['seed']}"]
     if hp["cfg_options"]:
         parts.append("cfg-options " + " ".join(hp["cfg_options"]))
+    if hp.get("backbone"):
+        scratch = " ".join(f"{k}={v}" for k, v in (hp.get("from_scratch") or {}).items())
+        parts.append(f"backbone {hp['backbone']}" + (f" ({scratch})" if scratch else ""))
     return "[*] hparams: " + ", ".join(parts)
 
 
@@ -81,10 +84,8 @@ def weights_lines(weights: list[dict]) -> list[str]:
         elif w["reason"] is None:
             lines.append(f"[*] weights of {w['module']}: random initialisation (--weights none)")
         else:
-            url = "it" if w["url"] == w["checkpoint"] else w["url"]
-            source = f"download {url} to {w['cache']}" if w["url"] else f"restore {w['cache']}"
             lines.append(f"[!] warning: could not load the weights {w['checkpoint']} of {w['module']} "
-                         f"({w['reason']}); training from random weights. To use them, {source}")
+                         f"({w['reason']}); training from random weights. To use them, {w['fetch']}")
     return lines
 
 

@@ -18,9 +18,9 @@ model = dict(
         depth=18,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
+        frozen_stages=1,  # with pretrained weights, as mmdet's configs: stem and stage 1 frozen,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
+        norm_eval=True,  # BatchNorm statistics kept (see from_scratch below for random weights)
         style='pytorch',
         # ImageNet weights of torchvision's ResNet-18, as mmdet's configs load them;
         # `otxlike train --weights none` trains from random weights.
@@ -92,6 +92,11 @@ model = dict(
         rpn=dict(nms_pre=500, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
         rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50, mask_thr_binary=0.5)),
 )
+
+# When the backbone starts from random weights (`--weights none`, or its pretrained weights cannot be
+# had offline), otxlike applies these keys instead, as mmdet's configs/scratch do: nothing frozen,
+# BatchNorm statistics learned. Flags and --cfg-options still win; keys the config lacks are skipped.
+from_scratch = {'model.backbone.frozen_stages': -1, 'model.backbone.norm_eval': False}
 
 # Training schedule. `otxlike train --epochs N` overrides max_epochs for one run.
 max_epochs = 12
