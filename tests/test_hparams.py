@@ -12,7 +12,6 @@ from otxlike.data.digits import write_digits_classification
 from otxlike.configedit.data import create_workspace
 from otxlike.engine.hparams import HParams
 from otxlike.engine.train import train
-from otxlike.errors import OtxlikeError
 from otxlike.workspace.workspace import Workspace
 from tests.conftest import snapshot
 
