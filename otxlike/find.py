@@ -126,6 +126,7 @@ class BackboneDetail:
         reason: Why ``shapes`` is None (one line), else None.
         input_size: Side of the probe input, pixels.
         tasks: Per task: ``'pass'``, the failure reason, or None (never checked).
+        requested: The name as given, when it differs from ``spec.name`` (matched ignoring case).
     """
 
     spec: BackboneSpec
@@ -133,6 +134,7 @@ class BackboneDetail:
     reason: str | None
     input_size: int
     tasks: dict = field(default_factory=dict)
+    requested: str | None = None
 
     def to_json(self) -> dict:
         from otxlike.catalog.index import spec_to_json
@@ -194,7 +196,8 @@ def describe_backbone(name: str, input_size: int = PROBE_SIZE) -> BackboneDetail
 
     spec = get_backbone(name)
     shapes, reason = default_shapes(spec, input_size)
-    return BackboneDetail(spec, shapes, reason, input_size, {t: task_status(spec.name, t) for t in TASKS})
+    return BackboneDetail(spec, shapes, reason, input_size, {t: task_status(spec.name, t) for t in TASKS},
+                          requested=name if name != spec.name else None)
 
 
 def expand_libraries(names: list[str]) -> list[str]:

@@ -56,6 +56,9 @@ def test_find_mmdet_table(cli):
     assert [row.split("│")[3].strip() for row in rows] == ["depth", "num_branch", "test_branch_idx",
                                                            "trident_dilations"]
     assert "18, 34, 50, 101, 152" in rows[0]
+    assert "were checked in the compatibility matrix" not in result.output  # every mmdet backbone was
+    detail = cli("find", "--backbone", "mmdet.Resnet")  # names match ignoring case, and say so
+    assert detail.exit_code == 0 and "Backbone: mmdet.ResNet ('mmdet.Resnet' matched ignoring case)" in detail.output
 
 
 def test_find_several_libraries_and_templates(cli):

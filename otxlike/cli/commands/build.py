@@ -65,7 +65,7 @@ def build(
         if backbone is not None:
             from otxlike.configedit.backbone import swap_backbone
 
-            print_lines(out, swap_lines(swap_backbone(ws, backbone, weights), ws.root))
+            print_lines(out, swap_lines(swap_backbone(ws, backbone, weights), ws.root, backbone))
         elif weights is not None:
             from otxlike.configedit.backbone import set_weights
 

@@ -45,10 +45,13 @@ def updated_lines(files, backup: Path | None = None) -> list[str]:
     return lines
 
 
-def swap_lines(result, root: Path) -> list[str]:
-    """What ``build --backbone`` did (a :class:`~otxlike.configedit.backbone.SwapResult`)."""
+def swap_lines(result, root: Path, requested: str | None = None) -> list[str]:
+    """What ``build --backbone requested`` did (a :class:`~otxlike.configedit.backbone.SwapResult`);
+    a name given in other letter case than the backbone's is said so."""
     spec = result.spec
-    lines = [f"[*] Backbone: {spec.name}", f"[*]     source: {spec.source}"]
+    matched = (f" ('{requested}' matched ignoring case)" if requested and requested != spec.name
+               and requested.lower() == spec.name.lower() else "")
+    lines = [f"[*] Backbone: {spec.name}{matched}", f"[*]     source: {spec.source}"]
     for arg in spec.required:
         opts = ", ".join(map(str, arg.options)) or "none known"
         lines.append(f"[*]     required arg '{arg.name}' = {result.values.get(arg.name)}  (options: {opts})")

@@ -30,6 +30,15 @@ def render_find(view) -> list:
         unchecked = f", {view.unchecked} were not checked" if view.unchecked else ""
         lines.append(f"{len(view.listed)} of {view.total} backbones passed swap, train and eval for {view.task}; "
                      f"{view.failed} failed{unchecked} (docs/compatibility.md). --all lists them with the reason.")
+    elif view.task is None:
+        checked = sum(1 for item in view.listed if item.tasks or item.failures)
+        if checked < len(view.listed):
+            custom = any(item.spec.library == "custom" for item in view.listed)
+            lines.append(f"{checked} of {len(view.listed)} were checked in the compatibility matrix; an empty Tasks "
+                         "column means not checked (not failed)"
+                         + (", as for every custom backbone: 'build --backbone custom.NAME' checks it in "
+                            "your workspace" if custom else "")
+                         + ". --task T lists only the verified ones; 'make compat' checks more (docs/compatibility.md).")
     return lines
 
 
@@ -119,7 +128,8 @@ def backbone_detail(view: BackboneDetail) -> list:
         else:
             default = repr(arg.default)
         table.add_row(arg.name + (" *" if arg.inherited else ""), default, arg.annotation, arg.doc)
-    lines = [f"Backbone: {spec.name}", f"Source:   {spec.source}",
+    lines = [f"Backbone: {spec.name}" + (f" ('{view.requested}' matched ignoring case)" if view.requested else ""),
+             f"Source:   {spec.source}",
              f"Weights:  {spec.weights or 'none published'} (for the default arguments)", table,
              "* inherited from a parent class through **kwargs"]
     if shapes is not None:
