@@ -37,18 +37,25 @@ def atomic_write_text(path: Path, text: str, backup_dir: Path | None = None) -> 
         backup_dir.mkdir(parents=True, exist_ok=True)
         backup = backup_dir / path.name
         shutil.copy2(path, backup)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return backup
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder renamed over it, as
+    :func:`atomic_write_text` does (symlinks written through, the mode kept or from the umask)."""
+    path = Path(path)
     target = path.resolve() if path.is_symlink() else path
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return backup
 
 
 def current_umask() -> int:

@@ -64,6 +64,32 @@ def test_swap_train_eval_torchvision(workspace, digits):
     assert evaluated.metrics["accuracy/top1"] == pytest.approx(
         max(p.metrics["accuracy/top1"] for p in seen if p.phase == "val"))
 
+    # the run's saved config is complete: mmengine's Runner alone tests the checkpoint with it
+    # (docs/workspace.md) and gets what otxlike eval got
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from otxlike.engine.checkpoints import checkpoint_loading
+
+    cfg = Config.fromfile(str(result.run_dir / "model.py"))
+    cfg.work_dir, cfg.load_from = str(workspace.root / "upstream"), str(result.checkpoint)
+    with checkpoint_loading():
+        assert Runner.from_cfg(cfg).test()["accuracy/top1"] == pytest.approx(evaluated.metrics["accuracy/top1"])
+
+    # the curves: TensorBoard's own reader finds the losses mmengine logged to scalars.json, and
+    # curves.png is a picture of them
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (vis_data,) = result.run_dir.glob("*/vis_data")
+    logged = [json.loads(line) for line in (vis_data / "scalars.json").read_text().splitlines()]
+    events = EventAccumulator(str(vis_data))
+    events.Reload()
+    assert [e.value for e in events.Scalars("loss")] == pytest.approx([r["loss"] for r in logged if "loss" in r])
+    assert [e.step for e in events.Scalars("accuracy/top1")] == [1, 2]
+    with Image.open(result.curves) as picture:
+        assert result.curves == result.run_dir / "curves.png" and picture.format == "PNG" and picture.size == (900, 350)
+
 
 @pytest.mark.slow
 def test_demo_scale_mmdet_regnet_learns(tmp_path):

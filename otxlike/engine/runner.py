@@ -23,6 +23,7 @@ class RunResult:
         seconds: Wall time of the run.
         weights: :class:`~otxlike.engine.weights.WeightsStatus` of each pretrained checkpoint
             (train only).
+        curves: ``curves.png`` of the run (train only; None if nothing was logged).
     """
 
     run_dir: Path
@@ -30,6 +31,7 @@ class RunResult:
     metrics: dict
     seconds: float
     weights: tuple = ()
+    curves: Path | None = None
 
 
 def make_runner(cfg, verbose: bool):

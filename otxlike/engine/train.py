@@ -17,6 +17,7 @@ import yaml
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook, step_counter
+from otxlike.engine.curves import plot_curves
 from otxlike.engine.hparams import HParams, apply, apply_start, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.data.images import image_check
@@ -77,7 +78,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
                 on_progress(Progress("check", 0, 0, done, total))
 
         with image_check(hp.skip_bad_images, checking) as checked:
-            cfg = load_config(ws, run_dir, ("train", "val"))
+            cfg = load_config(ws, run_dir, ("train", "val", "test"))  # test: the saved config runs alone
         device = apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
         origin = apply_start(cfg, hp, weights)
@@ -106,9 +107,10 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     checkpoint = find_checkpoint(run_dir)
     write_metrics(run_dir, metrics, checkpoint, weights={w.where: w.checkpoint if w.loaded else None
                                                          for w in weights})
+    curves = plot_curves(run_dir, used["eval_key"] if used["eval_key"] not in (None, "auto") else ws.task_spec.metric)
     point_latest(ws, run_dir)
     ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
-    return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights))
+    return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights), curves)
 
 
 def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics: dict, resume: bool) -> None:

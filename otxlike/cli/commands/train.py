@@ -67,6 +67,9 @@ def train(
         out.print(metrics_table(result.metrics, "Validation after training"))
         out.print(f"[*] Run folder: {result.run_dir} ({result.seconds:.1f} s)", highlight=False)
         out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)
+        if result.curves is not None:
+            out.print(f"[*] Curves: {result.curves} (TensorBoard: tensorboard --logdir {result.run_dir})",
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -51,3 +51,6 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='auto'))
 randomness = dict(seed=0)
+# Every logged scalar goes to vis_data/scalars.json (otxlike draws curves.png from it) and to
+# TensorBoard: tensorboard --logdir outputs
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
