@@ -361,11 +361,11 @@ def _detection_model(cfg, hp, weights):
     return start, model
 
 
-def test_pretrained_and_scratch_starts_switch_frozen_stages_and_norm_eval(tmp_path, canvases, hub):
-    """The detection template freezes the stem and stage 1 and keeps BatchNorm statistics when its
-    backbone starts from ImageNet weights (mmdet's configs); from random weights its
-    ``from_scratch`` unfreezes them (mmdet's configs/scratch), unless a flag sets the key. Read
-    back from the module mmdet builds: which parameters train, whether BatchNorm is in eval mode."""
+def test_pretrained_and_scratch_starts_switch_frozen_stages(tmp_path, canvases, hub):
+    """The detection template freezes the stem and stage 1 when its backbone starts from ImageNet
+    weights (mmdet's configs); from random weights its ``from_scratch`` unfreezes them (mmdet's
+    configs/scratch), unless a flag sets the key. Read back from the module mmdet builds: which
+    parameters train."""
     import copy
 
     from torchvision.models import ResNet18_Weights, resnet18
@@ -379,9 +379,8 @@ def test_pretrained_and_scratch_starts_switch_frozen_stages_and_norm_eval(tmp_pa
     hp = HParams()
     apply(cfg, hp, ws.task_spec, "mmdet")
     start, model = _detection_model(cfg, hp, preflight(cfg.model, "auto"))  # offline: nothing in the cache
-    assert start == {"backbone": "from scratch", "from_scratch": {"model.backbone.frozen_stages": -1,
-                                                                  "model.backbone.norm_eval": False}}
-    assert model.backbone.conv1.weight.requires_grad and model.backbone.bn1.training
+    assert start == {"backbone": "from scratch", "from_scratch": {"model.backbone.frozen_stages": -1}}
+    assert model.backbone.conv1.weight.requires_grad and model.backbone.layer1[0].conv1.weight.requires_grad
 
     cache = hub / "checkpoints" / ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     cache.parent.mkdir(parents=True, exist_ok=True)  # the failed download above made the folder
@@ -391,14 +390,14 @@ def test_pretrained_and_scratch_starts_switch_frozen_stages_and_norm_eval(tmp_pa
     start, model = _detection_model(cfg, hp, preflight(cfg.model, "auto"))
     assert start == {"backbone": "pretrained", "from_scratch": {}}
     assert not model.backbone.conv1.weight.requires_grad and not model.backbone.layer1[0].conv1.weight.requires_grad
-    assert model.backbone.layer2[0].conv1.weight.requires_grad and not model.backbone.layer2[0].bn1.training
+    assert model.backbone.layer2[0].conv1.weight.requires_grad and model.backbone.layer2[0].bn1.training
 
     cfg = copy.deepcopy(base)
-    hp = HParams(weights="none", cfg_options=("model.backbone.norm_eval=True",))
+    hp = HParams(weights="none", cfg_options=("model.backbone.frozen_stages=2",))
     apply(cfg, hp, ws.task_spec, "mmdet")
     start, model = _detection_model(cfg, hp, preflight(cfg.model, "none"))
-    assert start["from_scratch"] == {"model.backbone.frozen_stages": -1}  # the flag's key is the user's
-    assert model.backbone.conv1.weight.requires_grad and not model.backbone.layer2[0].bn1.training
+    assert start == {"backbone": "from scratch", "from_scratch": {}}  # the flag's key is the user's
+    assert not model.backbone.layer2[0].conv1.weight.requires_grad and model.backbone.layer3[0].conv1.weight.requires_grad
 
 
 def test_from_scratch_skips_keys_a_swapped_backbone_does_not_take(tmp_path, canvases):
@@ -407,11 +406,10 @@ def test_from_scratch_skips_keys_a_swapped_backbone_does_not_take(tmp_path, canv
 
     ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
                                          val_root=canvases.val_root).root)
-    swap_backbone(ws, "mmdet.RegNet")  # class defaults norm_eval=True, frozen_stages=-1: both written
+    swap_backbone(ws, "mmdet.RegNet")  # backbone_defaults are written, frozen_stages=1 too
     cfg = ws.config()
-    assert (cfg.model.backbone.norm_eval, cfg.model.backbone.frozen_stages) == (True, 1)
-    assert apply_start(cfg, HParams(), [])["from_scratch"] == {"model.backbone.frozen_stages": -1,
-                                                             "model.backbone.norm_eval": False}
+    assert (cfg.model.backbone.norm_eval, cfg.model.backbone.frozen_stages) == (False, 1)
+    assert apply_start(cfg, HParams(), [])["from_scratch"] == {"model.backbone.frozen_stages": -1}
     swap_backbone(ws, "torchvision.resnet18")
     cfg = ws.config()
     assert apply_start(cfg, HParams(), [])["from_scratch"] == {}
