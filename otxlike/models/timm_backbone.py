@@ -172,12 +172,16 @@ def load_from_timm(filename: str, map_location=None) -> dict:
     if cfg.hf_hub_id:
         import huggingface_hub
         from huggingface_hub import constants
+        from huggingface_hub.errors import EntryNotFoundError
 
         repo = cfg.hf_hub_id
         files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
         cached = any(isinstance(huggingface_hub.try_to_load_from_cache(repo, f), str) for f in files)
         if not cached and not constants.HF_HUB_OFFLINE:
-            huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo, files[-1]))  # no retries
+            try:  # one request without retries: fails at once without network
+                huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo, files[0]))
+            except EntryNotFoundError:
+                pass  # the hub answered; timm tries its other file name
         if cfg.hf_hub_filename:
             return timm.models.load_state_dict_from_hf(repo, cfg.hf_hub_filename, weights_only=True)
         return timm.models.load_state_dict_from_hf(repo, weights_only=True)
