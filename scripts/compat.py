@@ -126,11 +126,13 @@ def _read_results() -> list[dict]:
     return [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names: list[str] | None) -> None:
+def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names: list[str] | None,
+        redo: bool = False) -> None:
     from otxlike.catalog.index import indexed_backbones
     from otxlike.catalog.lookup import provider
 
-    done = {(r["kind"], r["backbone"], r.get("task")) for r in _read_results()}
+    done = {(r["kind"], r["backbone"], r.get("task")) for r in _read_results()
+            if not (redo and names and r["backbone"] in names)}  # --redo: check them again (the later line wins)
     backbones = [s.name for lib in libraries for s in indexed_backbones(provider(lib))[0]]
     if names:
         backbones = [b for b in backbones if b in names]
@@ -257,10 +259,12 @@ def main() -> None:
     parser.add_argument("--backbone", action="append", help="only these full names")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per check")
+    parser.add_argument("--redo", action="store_true", help="check the --backbone names again")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     if not args.render_only:
-        run(args.library or list(PROVIDERS), args.task or list(TASKS), args.jobs, args.timeout, args.backbone)
+        run(args.library or list(PROVIDERS), args.task or list(TASKS), args.jobs, args.timeout, args.backbone,
+            args.redo)
     from otxlike.catalog.index import indexed_backbones
     from otxlike.catalog.lookup import provider
 

@@ -76,9 +76,9 @@ def test_swap_prints_and_missing_args_guide_the_user(cli, workspace):
     assert "required arg 'arch' = regnetx_400mf" in result.output
     assert "model.head.in_channels = 384" in result.output
     before = workspace.model_py.read_bytes()
-    result = cli("build", "--backbone", "mmdet.HRNet", "--workspace", workspace.root)
+    result = cli("build", "--backbone", "mmseg.TIMMBackbone", "--workspace", workspace.root)
     assert result.exit_code == 0, result.output
-    assert "[!] mmdet.HRNet backbone has inputs that the user must enter: extra" in result.output
+    assert "[!] mmseg.TIMMBackbone backbone has inputs that the user must enter: model_name" in result.output
     assert "Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'" in result.output
     assert workspace.model_py.read_bytes() == before
 
@@ -124,9 +124,9 @@ def test_malformed_backbone_yaml(cli, workspace):
 
 
 def test_required_arg_still_missing(cli, workspace):
-    assert cli("build", "--backbone", "mmdet.HRNet", cwd=workspace.root).exit_code == 0
+    assert cli("build", "--backbone", "mmseg.TIMMBackbone", cwd=workspace.root).exit_code == 0
     line = _one_error_line(cli("build", "--backbone", "backbone.yaml", cwd=workspace.root))
-    assert "extra of mmdet.HRNet is still empty" in line
+    assert "model_name of mmseg.TIMMBackbone is still empty" in line
 
 
 def test_train_with_bad_data_fails_before_training(cli, workspace, tmp_path):

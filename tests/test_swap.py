@@ -59,12 +59,12 @@ def test_swap_torchvision(workspace):
 
 def test_required_arg_without_options_leaves_model_py(workspace):
     before = workspace.model_py.read_bytes()
-    result = swap_backbone(workspace, "mmdet.HRNet")
-    assert result.missing == ("extra",)
+    result = swap_backbone(workspace, "mmseg.TIMMBackbone")  # no config of mmseg's names a model_name
+    assert result.missing == ("model_name",)
     assert workspace.model_py.read_bytes() == before
     text = workspace.backbone_yaml.read_text()
-    assert "extra: null  # REQUIRED" in text
-    with pytest.raises(OtxlikeError, match="'extra'|extra of mmdet.HRNet is still empty"):
+    assert "model_name: null  # REQUIRED" in text
+    with pytest.raises(OtxlikeError, match="model_name of mmseg.TIMMBackbone is still empty"):
         swap_backbone(workspace, str(workspace.backbone_yaml))
     assert workspace.model_py.read_bytes() == before
 

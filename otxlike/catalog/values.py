@@ -38,7 +38,11 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
 def model_values(spec: BackboneSpec, values: dict, keep=()) -> dict:
     """The values that go into model.py: required ones, those that differ from the default, and
     those named in ``keep`` (the template's ``backbone_defaults``, which model.py's
-    ``from_scratch`` may switch, so they must be there to be found)."""
+    ``from_scratch`` may switch, so they must be there to be found). Preset names of structured
+    arguments (``extra: hrnetv2p-w18``) become their values (:mod:`otxlike.catalog.presets`)."""
+    from otxlike.catalog.presets import resolve
+
+    values = resolve(spec, values)
     out = {}
     for key, value in values.items():
         arg = spec.arg(key)

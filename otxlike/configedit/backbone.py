@@ -53,9 +53,13 @@ def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...
         + (f": {spec.weights} for the default arguments" if spec.weights else "; it publishes none")
         + "), none, or a checkpoint path / URL",
     ]
+    from otxlike.catalog.presets import presets_of
+
     for arg in spec.required:
         opts = ", ".join(map(str, arg.options)) if arg.options else "none known: enter a value"
         lines.append(f"# Required: {arg.name} (options: {opts})")
+        for preset in presets_of(spec, arg.name):
+            lines.append(f"#   {preset['name']}: the value of configs/{preset['config']} ({spec.library})")
     body = dump_yaml({"backbone": {"type": spec.name, "weights": weights, **values}}).splitlines()
     for i, line in enumerate(body):
         key = line.strip().split(":", 1)[0]

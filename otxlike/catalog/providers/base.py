@@ -73,6 +73,23 @@ def with_published_weights(provider: Provider, specs: list[BackboneSpec]) -> lis
     return out
 
 
+def with_presets(provider: Provider, specs: list[BackboneSpec]) -> list[BackboneSpec]:
+    """``specs`` whose required arguments without declared options get the names of their presets
+    (:mod:`otxlike.catalog.presets`) as options."""
+    import dataclasses
+
+    from otxlike.catalog.presets import table
+
+    presets = table(provider.name)
+    out = []
+    for spec in specs:
+        found = presets.get(spec.short_name, {})
+        args = tuple(dataclasses.replace(a, options=tuple(p["name"] for p in found[a.name]))
+                     if a.required and not a.options and found.get(a.name) else a for a in spec.args)
+        out.append(dataclasses.replace(spec, args=args))
+    return out
+
+
 def keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
     """``cfg`` of an otxlike wrapper whose ``out_indices`` (None: every output) index the wrapped
     network's outputs, narrowed to the outputs at positions ``keep`` of what it returns now."""

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from otxlike.catalog.introspect import class_args
-from otxlike.catalog.providers.base import Provider, require, with_published_weights
+from otxlike.catalog.providers.base import Provider, require, with_presets, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -37,7 +37,16 @@ class MMProvider(Provider):
         return backbones, registry.MODELS
 
     def specs(self) -> list[BackboneSpec]:
-        """Introspect every backbone class of the installed library.
+        """Every backbone class of the installed library, with the presets of its structured
+        required arguments (:mod:`otxlike.catalog.presets`) and its published weights.
+
+        Raises:
+            OtxlikeError: If the library is not installed.
+        """
+        return with_published_weights(self, with_presets(self, self.introspect()))
+
+    def introspect(self) -> list[BackboneSpec]:
+        """The backbone classes of the installed library and their arguments, as declared.
 
         Raises:
             OtxlikeError: If the library is not installed.
@@ -58,7 +67,7 @@ class MMProvider(Provider):
                     accepts_kwargs=accepts_kwargs,
                 )
             )
-        return with_published_weights(self, out)
+        return out
 
     def pretrained(self, spec: BackboneSpec, values: dict) -> dict | None:
         """ImageNet weights for ``spec`` built with ``values``: for mmpretrain, the backbone part
