@@ -41,6 +41,9 @@ def plot_curves(run_dir: Path, metric: str) -> Path | None:
 
     Returns:
         The picture's path, or None when the run logged no training loss.
+
+    Raises:
+        OSError: If the picture cannot be written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

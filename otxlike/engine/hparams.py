@@ -302,10 +302,10 @@ def apply_start(cfg, hp: HParams, weights) -> dict:
     """Switch the settings that depend on where the backbone starts from, after the weights check.
 
     model.py holds the settings for a start from pretrained weights (the libraries' conventions,
-    e.g. mmdet's ``frozen_stages=1, norm_eval=True``) and, under ``from_scratch``, the dotted keys
-    that change when ``model.backbone`` starts from random weights (``--weights none``, no
-    published weights, or weights that could not be had), as mmdet's ``configs/scratch`` do:
-    ``{'model.backbone.frozen_stages': -1, 'model.backbone.norm_eval': False}``. A key is applied
+    e.g. mmdet's ``frozen_stages=1``) and, under ``from_scratch``, the dotted keys that change
+    when ``model.backbone`` starts from random weights (``--weights none``, no published weights,
+    or weights that could not be had), as mmdet's ``configs/scratch`` do:
+    ``{'model.backbone.frozen_stages': -1}``. A key is applied
     only where the config has it (a swapped backbone may not take the argument) and the run's
     flags or ``--cfg-options`` do not set it, or a key above or below it.
 
