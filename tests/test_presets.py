@@ -42,7 +42,7 @@ def test_hrnet_presets_are_the_values_of_mmdets_configs(det):
     assert result.shapes.channels == (18, 36, 72, 144) and result.shapes.strides == (4, 8, 16, 32)
 
     doc = yaml.safe_load(det.backbone_yaml.read_text())
-    assert "#   hrnetv2p-w32: the value of configs/hrnet/" in det.backbone_yaml.read_text()
+    assert "#   hrnetv2p-w32: the value in mmdet configs/hrnet/" in det.backbone_yaml.read_text()
     doc["backbone"]["extra"] = "hrnetv2p-w32"
     det.backbone_yaml.write_text(yaml.safe_dump(doc))
     result = swap_backbone(det, "backbone.yaml")
@@ -70,3 +70,16 @@ def test_the_shipped_table_is_what_mining_the_installed_configs_gives():
 
     shipped = json.loads(SHIPPED.read_text())["mmdet"]
     assert mine("mmdet", {"HRNet": ["extra"]})["presets"]["HRNet"] == shipped["presets"]["HRNet"]
+
+
+def test_timm_backbone_of_mmseg_takes_the_model_names_of_mmdets_timm_configs(tmp_path, canvases):
+    """No mmseg config names a ``model_name`` for its ``TIMMBackbone``; mmdet's ``timm_example``
+    configs do for mmpretrain's, which takes the same timm names. Swapped into the segmentation
+    template (levels picked through timm's ``out_indices``), EfficientNet-B1 gives the channels
+    that mmdet's config gives its FPN."""
+    ws = Workspace.load(create_workspace("segmentation", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    result = swap_backbone(ws, "mmseg.TIMMBackbone")
+    assert result.values["model_name"] == "efficientnet_b1" and result.values["pretrained"] is False
+    expected = _config("mmdet", "timm_example/retinanet_timm-efficientnet-b1_fpn_1x_coco.py").model.neck.in_channels
+    assert list(result.shapes.channels) == list(expected) and result.shapes.strides == (4, 8, 16, 32)

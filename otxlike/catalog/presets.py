@@ -87,7 +87,11 @@ def _backbones(node):
 
 
 def mine(library: str, wanted: dict[str, list[str]]) -> dict:
-    """Presets of ``library`` for the required arguments ``wanted`` (``{class: [arg, ...]}``).
+    """Presets of ``library`` for the required arguments ``wanted`` (``{class: [arg, ...]}``),
+    from its own configs; for a class none of them uses, from the other libraries' configs that
+    name it scoped to ``library`` or name a class of the same name in their own scope (mmdet's
+    ``timm_example`` configs give ``mmpretrain.TIMMBackbone``'s ``model_name``, and mmseg's
+    ``TIMMBackbone``, which takes the same timm names, gets those too).
 
     Returns:
         ``{"version": ..., "presets": {class: {arg: [{"name", "config", "value"}, ...]}}}``, each
@@ -101,27 +105,42 @@ def mine(library: str, wanted: dict[str, list[str]]) -> dict:
     from otxlike.catalog.spec import MISSING
     from otxlike.stack import versions
 
-    package = importlib.import_module(library)
-    root = Path(package.__file__).parent / ".mim" / "configs"
-    table: dict[str, dict[str, list]] = {}
-    for path in _candidate_configs(root, set(wanted)):
+    own: dict[str, dict[str, list]] = {}
+    foreign: dict[str, dict[str, list]] = {}  # the same class name, scoped to another library
+    for lib in (library, *(name for name in PACKAGES if name != library)):
         try:
-            model = Config.fromfile(str(path)).get("model")
-        except Exception:  # configs needing packages or files that are not installed
+            root = Path(importlib.import_module(lib).__file__).parent / ".mim" / "configs"
+        except ImportError:
             continue
-        for node in _backbones(model.to_dict() if model is not None else {}):
-            cls = node["type"].split(".")[-1]
-            for arg in wanted.get(cls, ()):
-                value = plain(node.get(arg, MISSING))
-                if value is MISSING or value is None:
-                    continue
-                known = table.setdefault(cls, {}).setdefault(arg, [])
-                if all(json.dumps(p["value"], sort_keys=True) != json.dumps(value, sort_keys=True) for p in known):
-                    known.append({"config": path, "value": value})
+        for path in _candidate_configs(root, set(wanted)):
+            try:
+                model = Config.fromfile(str(path)).get("model")
+            except Exception:  # configs needing packages or files that are not installed
+                continue
+            for node in _backbones(model.to_dict() if model is not None else {}):
+                scope, _, cls = node["type"].rpartition(".")
+                table = own if (scope or lib) == library else foreign
+                for arg in wanted.get(cls, ()):
+                    value = plain(node.get(arg, MISSING))
+                    if value is MISSING or value is None:
+                        continue
+                    known = table.setdefault(cls, {}).setdefault(arg, [])
+                    if all(json.dumps(p["value"], sort_keys=True) != json.dumps(value, sort_keys=True) for p in known):
+                        known.append({"path": path, "config": f"{lib} configs/{path.relative_to(root)}",
+                                      "value": value})
+    table = {cls: {arg: own.get(cls, {}).get(arg) or found for arg, found in args.items()}
+             for cls, args in foreign.items()}
+    for cls, args in own.items():
+        table.setdefault(cls, {}).update(args)
     for cls, args in table.items():
         for arg, found in args.items():
-            for preset, name in zip(found, _names([p["config"] for p in found], cls)):
-                preset.update(name=name, config=str(preset["config"].relative_to(root)))
+            names = _names([p["path"] for p in found], cls)
+            if all(isinstance(p["value"], str) and re.fullmatch(r"[\w.\-]+", p["value"]) for p in found):
+                names = [p["value"] for p in found]  # a name such as a timm model: itself
+            for preset, name in zip(found, names):
+                preset["name"] = name
+            for preset in found:
+                del preset["path"]
             found.sort(key=lambda p: _natural(p["name"]))
     return {"version": versions((PACKAGES[library],))[PACKAGES[library]], "presets": table}
 

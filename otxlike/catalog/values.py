@@ -13,7 +13,9 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
     """Argument values for a fresh ``backbone.yaml``.
 
     Every argument whose default is plain data is written; a required argument takes its first
-    option; the template's ``backbone_defaults`` override arguments the backbone takes.
+    option (its first preset, :mod:`otxlike.catalog.presets`); a ``pretrained=True`` default is
+    written False (the class would download weights when built); the template's
+    ``backbone_defaults`` override arguments the backbone takes.
 
     Returns:
         ``(values, missing)``: values by name, and required arguments without any known option.
@@ -29,6 +31,8 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
             value = plain(arg.default)
             if value is not MISSING:
                 values[arg.name] = value
+    if values.get("pretrained") is True:  # mmseg's TIMMBackbone: it would download while being built;
+        values["pretrained"] = False         # weights come through init_cfg / --weights instead
     for key, value in (template_defaults or {}).items():
         if spec.arg(key) is not None:
             values[key] = value

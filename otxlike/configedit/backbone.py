@@ -59,7 +59,7 @@ def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...
         opts = ", ".join(map(str, arg.options)) if arg.options else "none known: enter a value"
         lines.append(f"# Required: {arg.name} (options: {opts})")
         for preset in presets_of(spec, arg.name):
-            lines.append(f"#   {preset['name']}: the value of configs/{preset['config']} ({spec.library})")
+            lines.append(f"#   {preset['name']}: the value in {preset['config']}")
     body = dump_yaml({"backbone": {"type": spec.name, "weights": weights, **values}}).splitlines()
     for i, line in enumerate(body):
         key = line.strip().split(":", 1)[0]

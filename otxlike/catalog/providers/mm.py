@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from otxlike.catalog.introspect import class_args
-from otxlike.catalog.providers.base import Provider, require, with_presets, with_published_weights
+from otxlike.catalog.providers.base import Provider, keep_out_indices, require, with_presets, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -100,6 +100,8 @@ class MMProvider(Provider):
         Raises:
             OtxlikeError: If the backbone has no ``out_indices`` argument.
         """
+        if spec.short_name == "TIMMBackbone" and spec.arg("out_indices") is None:
+            return keep_out_indices(cfg, keep)  # through **kwargs to timm.create_model(features_only=True)
         current = cfg.get("out_indices", values.get("out_indices"))
         if spec.arg("out_indices") is None or not isinstance(current, (list, tuple)):
             raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",
