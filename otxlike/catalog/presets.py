@@ -86,6 +86,36 @@ def _backbones(node):
             yield from _backbones(value)
 
 
+#: Keys of a config's backbone that are not carried along with a preset: the type, weights
+#: (otxlike's --weights decides), and what the templates set themselves.
+_NOT_COMPANIONS = frozenset({"type", "init_cfg", "pretrained", "norm_eval", "frozen_stages", "_delete_"})
+
+
+def _portable(node, scope: str):
+    """A config value made to build from any workspace: nested ``type`` names scoped to the
+    library of the config (``ResNetV1c`` in an mmseg config -> ``mmseg.ResNetV1c``; the
+    workspace's default scope may be another library's), ``SyncBN`` replaced by ``BN`` (one
+    process on the CPU has nothing to synchronise with), as plain data. Keys that have no plain
+    form are dropped."""
+    from otxlike.catalog.introspect import plain
+    from otxlike.catalog.spec import MISSING
+
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "type" and isinstance(value, str):
+                value = "BN" if value == "SyncBN" else value if "." in value or value == "BN" else f"{scope}.{value}"
+            else:
+                value = _portable(value, scope)
+            if value is not MISSING:
+                out[key] = value
+        return out
+    if isinstance(node, (list, tuple)):
+        items = [_portable(v, scope) for v in node]
+        return MISSING if any(v is MISSING for v in items) else items
+    return plain(node)
+
+
 def mine(library: str, wanted: dict[str, list[str]]) -> dict:
     """Presets of ``library`` for the required arguments ``wanted`` (``{class: [arg, ...]}``),
     from its own configs; for a class none of them uses, from the other libraries' configs that
@@ -94,14 +124,16 @@ def mine(library: str, wanted: dict[str, list[str]]) -> dict:
     ``TIMMBackbone``, which takes the same timm names, gets those too).
 
     Returns:
-        ``{"version": ..., "presets": {class: {arg: [{"name", "config", "value"}, ...]}}}``, each
-        value plain data, in config-file order, distinct values only.
+        ``{"version": ..., "presets": {class: {arg: [{"name", "config", "value", "with"}, ...]}}}``:
+        each value plain data (:func:`_portable`), distinct values only, in natural order of
+        their names; ``with`` holds the other arguments the same config gives the backbone
+        (ICNet's ``layer_channels`` for a ResNet-18 ``backbone_cfg``), which ``build`` writes
+        with the first preset.
     """
     import importlib
 
     from mmengine.config import Config
 
-    from otxlike.catalog.introspect import plain
     from otxlike.catalog.spec import MISSING
     from otxlike.stack import versions
 
@@ -120,14 +152,17 @@ def mine(library: str, wanted: dict[str, list[str]]) -> dict:
             for node in _backbones(model.to_dict() if model is not None else {}):
                 scope, _, cls = node["type"].rpartition(".")
                 table = own if (scope or lib) == library else foreign
-                for arg in wanted.get(cls, ()):
-                    value = plain(node.get(arg, MISSING))
+                args = wanted.get(cls, ())
+                node = _portable(node, scope or lib)
+                companions = {k: v for k, v in node.items() if k not in args and k not in _NOT_COMPANIONS}
+                for arg in args:
+                    value = node.get(arg, MISSING)
                     if value is MISSING or value is None:
                         continue
                     known = table.setdefault(cls, {}).setdefault(arg, [])
                     if all(json.dumps(p["value"], sort_keys=True) != json.dumps(value, sort_keys=True) for p in known):
                         known.append({"path": path, "config": f"{lib} configs/{path.relative_to(root)}",
-                                      "value": value})
+                                      "value": value, "with": companions})
     table = {cls: {arg: own.get(cls, {}).get(arg) or found for arg, found in args.items()}
              for cls, args in foreign.items()}
     for cls, args in own.items():

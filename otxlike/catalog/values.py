@@ -13,24 +13,32 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
     """Argument values for a fresh ``backbone.yaml``.
 
     Every argument whose default is plain data is written; a required argument takes its first
-    option (its first preset, :mod:`otxlike.catalog.presets`); a ``pretrained=True`` default is
+    option (its first preset, with the other arguments the preset's config gives the backbone,
+    :mod:`otxlike.catalog.presets`); a ``pretrained=True`` default is
     written False (the class would download weights when built); the template's
     ``backbone_defaults`` override arguments the backbone takes.
 
     Returns:
         ``(values, missing)``: values by name, and required arguments without any known option.
     """
+    from otxlike.catalog.presets import presets_of
+
     values: dict[str, Any] = {}
     missing = []
+    companions: dict[str, Any] = {}
     for arg in spec.args:
         if arg.required:
             values[arg.name] = arg.options[0] if arg.options else None
             if not arg.options:
                 missing.append(arg.name)
+            presets = presets_of(spec, arg.name)
+            if presets and presets[0]["name"] == values[arg.name]:
+                companions.update(presets[0].get("with") or {})
         else:
             value = plain(arg.default)
             if value is not MISSING:
                 values[arg.name] = value
+    values.update({k: v for k, v in companions.items() if k not in values or spec.arg(k) is not None})
     if values.get("pretrained") is True:  # mmseg's TIMMBackbone: it would download while being built;
         values["pretrained"] = False         # weights come through init_cfg / --weights instead
     for key, value in (template_defaults or {}).items():

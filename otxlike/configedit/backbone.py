@@ -59,7 +59,9 @@ def backbone_yaml_text(spec: BackboneSpec, values: dict, missing: tuple[str, ...
         opts = ", ".join(map(str, arg.options)) if arg.options else "none known: enter a value"
         lines.append(f"# Required: {arg.name} (options: {opts})")
         for preset in presets_of(spec, arg.name):
-            lines.append(f"#   {preset['name']}: the value in {preset['config']}")
+            extra = "".join(f", {k}={v}" for k, v in (preset.get("with") or {}).items())
+            lines.append(f"#   {preset['name']}: the value in {preset['config']}"
+                         + (f" (which also sets{extra[1:]})" if extra else ""))
     body = dump_yaml({"backbone": {"type": spec.name, "weights": weights, **values}}).splitlines()
     for i, line in enumerate(body):
         key = line.strip().split(":", 1)[0]
