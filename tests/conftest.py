@@ -89,3 +89,23 @@ def copy_split(tmp_path):
         return dst
 
     return copy
+
+
+#: A workspace module registering a backbone with a required argument that nothing names a value
+#: for (what ``build --backbone`` must leave for the user to fill in).
+NEEDS_INPUT = '''
+import torchvision
+import otxlike
+
+
+@otxlike.register_backbone(["needs_width"])
+def get_backbone(model_name, width, pretrained=None):
+    return otxlike.SequentialBackbone.from_layers(torchvision.models.squeezenet1_1(weights=None).features)
+'''
+
+
+@pytest.fixture
+def needs_input(workspace) -> Workspace:
+    """The classification workspace with ``custom.needs_width`` (required ``width``) registered."""
+    (workspace.root / "custom_backbones.py").write_text(NEEDS_INPUT)
+    return Workspace.load(workspace.root)

@@ -70,15 +70,16 @@ def test_find_several_libraries_and_templates(cli):
     assert result.exit_code == 0 and "Backbone libraries: mmdet, mmseg, mmpretrain, torchvision" in result.output
 
 
-def test_swap_prints_and_missing_args_guide_the_user(cli, workspace):
+def test_swap_prints_and_missing_args_guide_the_user(cli, needs_input):
+    workspace = needs_input
     result = cli("build", "--backbone", "mmdet.RegNet", cwd=workspace.root)
     assert result.exit_code == 0, result.output
     assert "required arg 'arch' = regnetx_400mf" in result.output
     assert "model.head.in_channels = 384" in result.output
     before = workspace.model_py.read_bytes()
-    result = cli("build", "--backbone", "mmseg.TIMMBackbone", "--workspace", workspace.root)
+    result = cli("build", "--backbone", "custom.needs_width", "--workspace", workspace.root)
     assert result.exit_code == 0, result.output
-    assert "[!] mmseg.TIMMBackbone backbone has inputs that the user must enter: model_name" in result.output
+    assert "[!] custom.needs_width backbone has inputs that the user must enter: width" in result.output
     assert "Edit backbone.yaml and run 'otxlike build --backbone backbone.yaml'" in result.output
     assert workspace.model_py.read_bytes() == before
 
@@ -123,10 +124,10 @@ def test_malformed_backbone_yaml(cli, workspace):
     assert snapshot(workspace.root) == before
 
 
-def test_required_arg_still_missing(cli, workspace):
-    assert cli("build", "--backbone", "mmseg.TIMMBackbone", cwd=workspace.root).exit_code == 0
-    line = _one_error_line(cli("build", "--backbone", "backbone.yaml", cwd=workspace.root))
-    assert "model_name of mmseg.TIMMBackbone is still empty" in line
+def test_required_arg_still_missing(cli, needs_input):
+    assert cli("build", "--backbone", "custom.needs_width", cwd=needs_input.root).exit_code == 0
+    line = _one_error_line(cli("build", "--backbone", "backbone.yaml", cwd=needs_input.root))
+    assert "width of custom.needs_width is still empty" in line
 
 
 def test_train_with_bad_data_fails_before_training(cli, workspace, tmp_path):

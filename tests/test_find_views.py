@@ -13,9 +13,19 @@ def test_detail_view_of_an_mmdet_backbone(cli):
     assert "256 ch @ stride 4, 512 ch @ stride 8, 1024 ch @ stride 16, 2048 ch @ stride 32" in result.output
 
 
-def test_detail_view_of_a_backbone_needing_input(cli):
+def test_detail_view_of_a_backbone_with_presets(cli):
+    """HRNet's ``extra`` has no declared options; its presets come from mmdet's configs and the
+    first (HRNetV2-W18) is measured: widths 18/36/72/144 at strides 4..32 (Wang et al., 2019)."""
     result = cli("find", "--backbone", "mmdet.HRNet")
-    assert result.exit_code == 0 and "not measured (needs input: extra)" in result.output
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│ extra"))
+    assert "required (options: hrnetv2p-w18," in row
+    assert "18 ch @ stride 4, 36 ch @ stride 8, 72 ch @ stride 16, 144 ch @ stride 32" in result.output
+
+
+def test_detail_view_of_a_backbone_needing_input(cli, needs_input):
+    result = cli("find", "--backbone", "custom.needs_width", "--workspace", needs_input.root)
+    assert result.exit_code == 0 and "not measured (needs input: width)" in result.output
 
 
 def test_json_list_and_detail(cli):

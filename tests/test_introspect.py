@@ -45,8 +45,12 @@ def test_regnet_arch_options_and_hrnet_without_options():
 
     regnet = get_backbone("mmdet.RegNet")
     assert regnet.arg("arch").options == tuple(RegNet.arch_settings)
-    hrnet = get_backbone("mmdet.HRNet")
-    assert [a.name for a in hrnet.required] == ["extra"] and hrnet.required[0].options == ()
+    from otxlike.catalog.lookup import provider
+
+    declared = next(s for s in provider("mmdet").introspect() if s.name == "mmdet.HRNet")
+    assert [a.name for a in declared.required] == ["extra"] and declared.required[0].options == ()
+    hrnet = get_backbone("mmdet.HRNet")  # the class declares none: the presets of mmdet's configs
+    assert hrnet.required[0].options == ("hrnetv2p-w18", "hrnetv2p-w32", "hrnetv2p-w40")
 
 
 def test_inherited_arch_table_counts():

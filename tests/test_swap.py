@@ -57,14 +57,15 @@ def test_swap_torchvision(workspace):
     assert cfg.model.head.in_channels == 512
 
 
-def test_required_arg_without_options_leaves_model_py(workspace):
+def test_required_arg_without_options_leaves_model_py(needs_input):
+    workspace = needs_input
     before = workspace.model_py.read_bytes()
-    result = swap_backbone(workspace, "mmseg.TIMMBackbone")  # no config of mmseg's names a model_name
-    assert result.missing == ("model_name",)
+    result = swap_backbone(workspace, "custom.needs_width")  # nothing names a width
+    assert result.missing == ("width",)
     assert workspace.model_py.read_bytes() == before
     text = workspace.backbone_yaml.read_text()
-    assert "model_name: null  # REQUIRED" in text
-    with pytest.raises(OtxlikeError, match="model_name of mmseg.TIMMBackbone is still empty"):
+    assert "width: null  # REQUIRED" in text
+    with pytest.raises(OtxlikeError, match="width of custom.needs_width is still empty"):
         swap_backbone(workspace, str(workspace.backbone_yaml))
     assert workspace.model_py.read_bytes() == before
 
