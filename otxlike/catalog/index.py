@@ -21,7 +21,7 @@ from otxlike.stack import CORE, versions
 
 #: Distributions whose versions key every library's index (besides the library's own).
 STACK = ("otxlike", *CORE)
-FORMAT = 8  # bump when the JSON layout or what it holds changes (5: timm weights, 6-8: presets)
+FORMAT = 9  # bump when the JSON layout or what it holds changes (5: timm weights, 6-9: presets)
 
 
 class Repr:

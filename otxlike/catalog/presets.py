@@ -91,10 +91,22 @@ def _backbones(node):
 _NOT_COMPANIONS = frozenset({"type", "init_cfg", "pretrained", "norm_eval", "frozen_stages", "_delete_"})
 
 
+def _own_types(library: str) -> frozenset:
+    """Names registered in ``library``'s own MODELS registry (not in mmengine's or mmcv's)."""
+    import importlib
+
+    try:
+        registry = importlib.import_module(f"{library}.registry").MODELS
+    except ImportError:
+        return frozenset()
+    registry.import_from_location()
+    return frozenset(registry.module_dict)
+
+
 def _portable(node, scope: str):
-    """A config value made to build from any workspace: nested ``type`` names scoped to the
-    library of the config (``ResNetV1c`` in an mmseg config -> ``mmseg.ResNetV1c``; the
-    workspace's default scope may be another library's), ``SyncBN`` replaced by ``BN`` (one
+    """A config value made to build from any workspace: nested ``type`` names of the config's
+    library's own modules scoped to it (``ResNetV1c`` in an mmseg config -> ``mmseg.ResNetV1c``;
+    the workspace's default scope may be another library's; ``ReLU`` stays as it is), ``SyncBN`` replaced by ``BN`` (one
     process on the CPU has nothing to synchronise with), as plain data. Keys that have no plain
     form are dropped."""
     from otxlike.catalog.introspect import plain
@@ -104,7 +116,8 @@ def _portable(node, scope: str):
         out = {}
         for key, value in node.items():
             if key == "type" and isinstance(value, str):
-                value = "BN" if value == "SyncBN" else value if "." in value or value == "BN" else f"{scope}.{value}"
+                own = _own_types(scope)
+                value = "BN" if value == "SyncBN" else f"{scope}.{value}" if value in own else value
             else:
                 value = _portable(value, scope)
             if value is not MISSING:
