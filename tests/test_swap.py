@@ -136,3 +136,19 @@ def test_binary_yaml_is_one_line(workspace, cli, tmp_path):
         result = cli("build", "-w", workspace.root, flag, binary)
         assert result.exit_code == 2 and "is not a text file" in result.output, result.output
     assert workspace.model_py.read_text() == before
+
+
+def test_backbones_built_for_one_input_size_get_the_workspaces(workspace, tmp_path, canvases):
+    """BEiT (img_size=224 by default) and timm's Swin (fixed_input_size) are built for the
+    workspace's input size instead of failing on it; Swin's (N, H, W, C) levels come out as
+    (N, C, H, W): Swin-T's C, 2C, 4C, 8C with C = 96 at strides 4..32 (Liu et al., 2021)."""
+    from otxlike.configedit.data import create_workspace
+    from otxlike.workspace.workspace import Workspace
+
+    result = swap_backbone(workspace, "mmseg.BEiT")  # classification template: 32 x 32
+    assert result.values["img_size"] == 32 and result.shapes.channels == (768,)
+    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
+                                          val_root=canvases.val_root).root)
+    result = swap_backbone(det, "timm.swin_tiny_patch4_window7_224")
+    assert result.values["img_size"] == 128
+    assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)

@@ -9,13 +9,31 @@ from otxlike.catalog.spec import MISSING, BackboneSpec
 from otxlike.errors import OtxlikeError, one_line
 
 
-def default_values(spec: BackboneSpec, template_defaults: dict | None = None) -> tuple[dict, tuple[str, ...]]:
+def input_size_args(spec: BackboneSpec, input_size: int) -> dict:
+    """The arguments that build ``spec`` for square inputs of ``input_size`` pixels, for backbones
+    whose position embeddings or windows are sized at construction: a declared ``img_size``
+    (mmseg BEiT / MAE, mmpretrain ViTs: 224 by default), timm models whose ``pretrained_cfg``
+    says ``fixed_input_size`` (``img_size``). Empty for the rest."""
+    arg = spec.arg("img_size")
+    if arg is not None and not arg.required and isinstance(arg.default, (int, tuple, list)):
+        return {"img_size": input_size}
+    if spec.library == "timm":
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(spec.short_name)
+        return {"img_size": input_size} if cfg is not None and cfg.fixed_input_size else {}
+    return {}  # torchvision's vit_* too: their only 4-D map is the patch embedding, not a backbone
+
+
+def default_values(spec: BackboneSpec, template_defaults: dict | None = None,
+                   input_size: int | None = None) -> tuple[dict, tuple[str, ...]]:
     """Argument values for a fresh ``backbone.yaml``.
 
     Every argument whose default is plain data is written; a required argument takes its first
     option (its first preset, with the other arguments the preset's config gives the backbone,
     :mod:`otxlike.catalog.presets`); a ``pretrained=True`` default is
-    written False (the class would download weights when built); the template's
+    written False (the class would download weights when built); with ``input_size``, backbones
+    built for one image size get it (:func:`input_size_args`); the template's
     ``backbone_defaults`` override arguments the backbone takes.
 
     Returns:
@@ -41,6 +59,8 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None) ->
     values.update({k: v for k, v in companions.items() if k not in values or spec.arg(k) is not None})
     if values.get("pretrained") is True:  # mmseg's TIMMBackbone: it would download while being built;
         values["pretrained"] = False         # weights come through init_cfg / --weights instead
+    if input_size is not None:
+        values.update(input_size_args(spec, input_size))
     for key, value in (template_defaults or {}).items():
         if spec.arg(key) is not None:
             values[key] = value
@@ -73,7 +93,7 @@ def default_shapes(spec: BackboneSpec, input_size: int, backbone_defaults: dict 
     from otxlike.catalog.lookup import provider
     from otxlike.catalog.shapes import infer_feature_shapes
 
-    values, missing = default_values(spec, backbone_defaults)
+    values, missing = default_values(spec, backbone_defaults, input_size)
     if missing:
         return None, f"needs input: {', '.join(missing)}"
     try:

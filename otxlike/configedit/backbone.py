@@ -163,7 +163,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
             )
     else:
         spec = get_backbone(target)
-        values, missing = default_values(spec, ws.template.backbone_defaults)
+        values, missing = default_values(spec, ws.template.backbone_defaults, ws.model_context()[1])
         values.pop(WEIGHTS_KEY, None)  # torchvision builders' own weights argument: otxlike's choice below
         choice = "auto"
         if missing:

@@ -120,8 +120,12 @@ class TimmBackbone(BaseModule):
         return timm.create_model(self.model_name, **kwargs).state_dict()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Return the feature maps of ``x`` (N, 3, H, W), in increasing stride."""
-        return tuple(self.body(x))
+        """Return the feature maps of ``x`` (N, 3, H, W), in increasing stride, as (N, C, H, W)
+        (timm's Swin-style models give (N, H, W, C): their ``output_fmt`` says so)."""
+        outs = self.body(x)
+        if getattr(self.body, "output_fmt", "NCHW") == "NHWC":
+            return tuple(o.permute(0, 3, 1, 2) for o in outs)
+        return tuple(outs)
 
 
 SCHEME = "timm://"
