@@ -15,6 +15,7 @@ else mined into the user cache on first use.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -193,6 +194,7 @@ def mine(library: str, wanted: dict[str, list[str]]) -> dict:
     return {"version": versions((PACKAGES[library],))[PACKAGES[library]], "presets": table}
 
 
+@functools.lru_cache(maxsize=None)  # read once per process
 def table(library: str) -> dict:
     """``{class: {arg: [preset, ...]}}`` of ``library`` for its installed version (empty for
     libraries without shipped configs). Mined on first use when otxlike ships none for it."""

@@ -56,7 +56,7 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None,
             value = plain(arg.default)
             if value is not MISSING:
                 values[arg.name] = value
-    values.update({k: v for k, v in companions.items() if k not in values or spec.arg(k) is not None})
+    values.update(companions)
     if values.get("pretrained") is True:  # mmseg's TIMMBackbone: it would download while being built;
         values["pretrained"] = False         # weights come through init_cfg / --weights instead
     if input_size is not None:

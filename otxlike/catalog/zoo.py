@@ -11,6 +11,7 @@ otxlike for the pinned version (``mmpretrain_zoo.json``, written by
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def mine() -> dict:
     return {"version": mmpretrain.__version__, "backbones": table}
 
 
+@functools.lru_cache(maxsize=None)  # read once per process
 def table() -> dict:
     """The zoo table for the installed mmpretrain (see the module docstring), or an empty one
     if mmpretrain is missing."""
