@@ -63,6 +63,23 @@ def write_cache(path: Path, doc) -> None:
         pass
 
 
+def shipped_or_mined(shipped: Path, key: str | None, version: str, cache: Path, mine) -> dict:
+    """A table mined from an installed library: the one shipped with otxlike (``shipped``, under
+    ``key`` if given) when its ``version`` is the installed one, else the copy in the user cache
+    (``cache``), else ``mine()``, written to that cache.
+
+    ``mine`` returns the document (a dict with ``version``)."""
+    doc = read_cache(shipped) or {}
+    doc = (doc.get(key) or {}) if key is not None else doc
+    if doc.get("version") == version:
+        return doc
+    doc = read_cache(cache)
+    if doc is None:
+        doc = mine()
+        write_cache(cache, doc)
+    return doc
+
+
 def spec_to_json(spec: BackboneSpec) -> dict:
     """The JSON form of a spec, as stored in the index and printed by ``find --json``."""
     def default(arg: ArgSpec):

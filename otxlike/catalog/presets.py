@@ -92,6 +92,7 @@ def _backbones(node):
 _NOT_COMPANIONS = frozenset({"type", "init_cfg", "pretrained", "norm_eval", "frozen_stages", "_delete_"})
 
 
+@functools.lru_cache(maxsize=None)
 def _own_types(library: str) -> frozenset:
     """Names registered in ``library``'s own MODELS registry (not in mmengine's or mmcv's)."""
     import importlib
@@ -198,22 +199,15 @@ def mine(library: str, wanted: dict[str, list[str]]) -> dict:
 def table(library: str) -> dict:
     """``{class: {arg: [preset, ...]}}`` of ``library`` for its installed version (empty for
     libraries without shipped configs). Mined on first use when otxlike ships none for it."""
-    from otxlike.catalog.index import index_path, read_cache, write_cache
+    from otxlike.catalog.index import index_path, shipped_or_mined
     from otxlike.stack import versions
 
     package = PACKAGES.get(library)
     if package is None:
         return {}
-    installed = versions((package,))[package]
-    shipped = (read_cache(SHIPPED) or {}).get(library) or {}
-    if shipped.get("version") == installed:
-        return shipped["presets"]
-    path = index_path(library, package, kind="presets")
-    doc = read_cache(path)
-    if doc is None:
-        doc = mine(library, _wanted(library))
-        write_cache(path, doc)
-    return doc["presets"]
+    return shipped_or_mined(SHIPPED, library, versions((package,))[package],
+                            index_path(library, package, kind="presets"),
+                            lambda: mine(library, _wanted(library)))["presets"]
 
 
 def _wanted(library: str) -> dict[str, list[str]]:

@@ -69,21 +69,13 @@ def mine() -> dict:
 def table() -> dict:
     """The zoo table for the installed mmpretrain (see the module docstring), or an empty one
     if mmpretrain is missing."""
-    from otxlike.catalog.index import index_path, read_cache, write_cache
+    from otxlike.catalog.index import index_path, shipped_or_mined
     from otxlike.stack import versions
 
     installed = versions(("mmpretrain",))["mmpretrain"]
     if installed is None:
         return {"version": None, "backbones": {}}
-    shipped = read_cache(SHIPPED)
-    if shipped and shipped.get("version") == installed:
-        return shipped
-    path = index_path("mmpretrain", "mmpretrain", kind="zoo")
-    doc = read_cache(path)
-    if doc is None:
-        doc = mine()
-        write_cache(path, doc)
-    return doc
+    return shipped_or_mined(SHIPPED, None, installed, index_path("mmpretrain", "mmpretrain", kind="zoo"), mine)
 
 
 def _same(a, b) -> bool:
