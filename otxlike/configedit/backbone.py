@@ -152,6 +152,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
     from otxlike.configedit.source import ConfigSource, add_custom_imports
 
     ws.load_custom_modules()  # custom.<name> backbones of the workspace
+    scope, input_size, model = ws.model_context()
     is_file = is_yaml_target(target)
     if is_file:
         spec, values, choice = read_backbone_yaml(user_file(ws, target))
@@ -163,7 +164,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
             )
     else:
         spec = get_backbone(target)
-        values, missing = default_values(spec, ws.template.backbone_defaults, ws.model_context()[1])
+        values, missing = default_values(spec, ws.template.backbone_defaults, input_size)
         values.pop(WEIGHTS_KEY, None)  # torchvision builders' own weights argument: otxlike's choice below
         choice = "auto"
         if missing:
@@ -172,7 +173,6 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
             return SwapResult(spec, values, missing, files=done.files)
     choice = weights or choice
 
-    scope, input_size, model = ws.model_context()
     lib = provider(spec.library)
     backbone_cfg = lib.model_cfg(spec, model_values(spec, values, keep=ws.template.backbone_defaults))
     shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
