@@ -15,7 +15,7 @@ LAYERS = (
     ("registry", "models", "data"),
     ("tasks",),
     ("workspace", "catalog"),
-    ("configedit", "engine", "compat", "find", "doctor", "deploy"),
+    ("configedit", "engine", "compat", "find", "doctor", "deploy", "hpo"),
     ("cli",),
 )
 LAYER = {part: n for n, parts in enumerate(LAYERS) for part in parts}

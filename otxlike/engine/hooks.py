@@ -36,9 +36,11 @@ class Progress:
     hparams: dict | None = None
 
 
-def progress_hook(on_progress: Callable[[Progress], None] | None):
+def progress_hook(on_progress: Callable[[Progress], None | bool] | None):
     """An mmengine ``Hook`` that reports each training iteration and validation to ``on_progress``
-    and keeps the last validation metrics in ``last_metrics``."""
+    and keeps the last validation metrics in ``last_metrics``. When ``on_progress`` returns True
+    for a validation, training ends after it (``train_loop.stop_training``, as mmengine's
+    ``EarlyStoppingHook`` stops it: ``mmengine/hooks/early_stopping_hook.py``)."""
     from mmengine.hooks import Hook
 
     class ProgressHook(Hook):
@@ -60,8 +62,10 @@ def progress_hook(on_progress: Callable[[Progress], None] | None):
         def after_val_epoch(self, runner, metrics=None):
             self.last_metrics = complete_metrics(runner.cfg.get("val_evaluator"), metrics or {})
             if on_progress is not None:
-                on_progress(Progress("val", runner.epoch, runner.max_epochs, 0, len(runner.train_dataloader),
-                                     metrics=self.last_metrics))
+                stop = on_progress(Progress("val", runner.epoch, runner.max_epochs, 0, len(runner.train_dataloader),
+                                            metrics=self.last_metrics))
+                if stop is True:
+                    runner.train_loop.stop_training = True
 
     return ProgressHook()
 

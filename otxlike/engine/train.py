@@ -28,8 +28,9 @@ from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, r
 from otxlike.workspace.workspace import Workspace, config_scope
 
 
-def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progress], None] | None = None,
-          verbose: bool = False, hparams: HParams | None = None, resume: bool = False) -> RunResult:
+def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progress], None | bool] | None = None,
+          verbose: bool = False, hparams: HParams | None = None, resume: bool = False,
+          run_dir: Path | None = None) -> RunResult:
     """Train the workspace's model on its train split, validating on val.
 
     Args:
@@ -37,7 +38,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         epochs: Override of ``max_epochs`` for this run (must be >= 1); the same as
             ``hparams.epochs``, which it replaces when given.
         on_progress: Called once with the effective hyper-parameters and the fate of the
-            pretrained weights (phase ``start``), then after every iteration and validation.
+            pretrained weights (phase ``start``), then after every iteration and validation;
+            returning True from a validation ends the run after it, as early stopping does.
         verbose: Also show mmengine's own log lines on the console.
         hparams: Overrides of model.py's training settings for this run
             (:class:`~otxlike.engine.hparams.HParams`); the effective values are written to
@@ -46,6 +48,10 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             in its own folder, with mmengine's ``resume=True`` (model, optimizer, schedulers and
             epoch from its last checkpoint). Its hyper-parameters are reused; ``epochs`` may
             extend it.
+        run_dir: An empty folder to run in instead of a new ``outputs/<time>_train/``: a run
+            that is part of something larger (an ``otxlike hpo`` trial). Its caller owns it:
+            ``outputs/latest`` is not moved, the manifest's history gets no entry, and a run
+            that fails before its first step leaves the folder in place.
 
     Returns:
         :class:`RunResult` with the best checkpoint (``save_best``) or the last one, the last
@@ -57,6 +63,9 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             run folder is left then), or ``resume`` with no interrupted run.
     """
     hp = hparams or HParams()
+    own = run_dir is None  # a run folder of its own: removed on an early failure, then outputs/latest
+    if resume and not own:
+        raise OtxlikeError("resume continues a run in its own folder; it takes no run_dir")
     if resume:
         if hp != HParams(epochs=hp.epochs):
             raise OtxlikeError("--resume continues a run with its own hyper-parameters; only --epochs can change",
@@ -71,7 +80,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         hp = dataclasses.replace(hp, epochs=epochs)
     hp.check()
     start = time.perf_counter()
-    run_dir = run_dir if resume else new_run_dir(ws, "train")
+    if own and not resume:
+        run_dir = new_run_dir(ws, "train")
     try:
         def checking(done: int, total: int, folder: Path) -> None:
             if on_progress is not None:
@@ -89,7 +99,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             cfg.resume, cfg.load_from = True, None  # mmengine finds <work_dir>/last_checkpoint
         runner = make_runner(cfg, verbose)
     except BaseException:
-        if not resume:
+        if own and not resume:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if on_progress is not None:
@@ -101,26 +111,29 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         with checkpoint_loading(), prints_to_log(runner, verbose):
             runner.train()
     except BaseException as exc:
-        failed(ws, run_dir, exc, counter.steps, hook.last_metrics, resume)
+        failed(ws, run_dir, exc, counter.steps, hook.last_metrics, resume, own)
         raise
     metrics = hook.last_metrics
     checkpoint = find_checkpoint(run_dir)
     write_metrics(run_dir, metrics, checkpoint, weights={w.where: w.checkpoint if w.loaded else None
                                                          for w in weights})
     curves = plot_curves(run_dir, used["eval_key"] if used["eval_key"] not in (None, "auto") else ws.task_spec.metric)
-    point_latest(ws, run_dir)
-    ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
+    if own:
+        point_latest(ws, run_dir)
+        ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
     return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights), curves)
 
 
-def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics: dict, resume: bool) -> None:
+def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics: dict, resume: bool,
+           own: bool = True) -> None:
     """Leave the workspace as promised after a run stopped on ``exc`` (issue 11, docs/errors.md).
 
     Before the first optimizer step nothing was trained: a new run folder is removed. After it,
     the run folder stays with ``metrics.json`` saying ``status: failed``, the reason and the step
     count (``train --resume`` continues it from its last checkpoint), and the history gets an
     entry (``steps``: optimizer steps taken, ``metrics``: the last validation's). An interrupt
-    (Ctrl-C) is then re-raised as it is.
+    (Ctrl-C) is then re-raised as it is. A caller's run folder (``own`` False) is neither
+    removed nor recorded in the history.
 
     Raises:
         OtxlikeError: Saying when the run failed, why, and what is left (unless ``exc`` is one
@@ -129,13 +142,15 @@ def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics
     interrupted = isinstance(exc, KeyboardInterrupt)
     reason = "interrupted (Ctrl-C)" if interrupted else one_line(f"{type(exc).__name__}: {exc}", 300)
     if steps == 0 and not resume:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if own:
+            shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(exc, OtxlikeError) or interrupted:
             return
         raise OtxlikeError(f"training failed before its first step: {reason}",
                            "check data_pipeline.py and model.py; --debug shows the traceback") from exc
     write_metrics(run_dir, metrics, find_checkpoint(run_dir), status="failed", reason=reason, steps=steps)
-    ws.record("train", {"run": run_dir.name, "status": "failed", "reason": reason, "steps": steps})
+    if own:
+        ws.record("train", {"run": run_dir.name, "status": "failed", "reason": reason, "steps": steps})
     if interrupted:
         return
     raise OtxlikeError(f"training failed after {steps} steps: {reason}; {run_dir} is kept, marked failed "

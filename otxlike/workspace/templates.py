@@ -37,6 +37,8 @@ class Template:
         backbone_defaults: Argument values applied to a swapped-in backbone that takes them.
         metrics: Metric keys of the template's evaluators when they are not the task's (the
             multi-label classifier's ``multi-label/mAP`` ...), the main one first; None: the task's.
+        hpo_space: The search space a new workspace's ``hpo.yaml`` starts with (``otxlike hpo``,
+            docs/hpo.md): parameter name -> ``{type, low, high}`` or ``{type, choices}``.
     """
 
     id: str
@@ -49,6 +51,7 @@ class Template:
     path: Path
     backbone_defaults: dict = field(default_factory=dict)
     metrics: tuple[str, ...] | None = None
+    hpo_space: dict = field(default_factory=dict)
 
     @classmethod
     def from_folder(cls, folder: Path) -> "Template":
@@ -75,6 +78,7 @@ class Template:
             default=bool(meta.get("default", False)), path=folder,
             backbone_defaults=dict(meta.get("backbone_defaults") or {}),
             metrics=tuple(meta["metrics"]) if meta.get("metrics") else None,
+            hpo_space=dict(meta.get("hpo_space") or {}),
         )
 
 

@@ -25,6 +25,7 @@ MANIFEST = "workspace.yaml"
 LOCK = ".workspace.lock"  # flock target of manifest updates
 DATA_YAML = "data.yaml"
 BACKBONE_YAML = "backbone.yaml"
+HPO_YAML = "hpo.yaml"
 SPLITS = ("train", "val", "test")
 DEFAULT_INPUT_SIZE = 64  # pixels; used when data_pipeline.py declares no input_size
 
@@ -257,6 +258,33 @@ def config_scope(cfg) -> str:
     return cfg.get("default_scope") or "mmengine"
 
 
+def hpo_yaml_text(template: Template) -> str:
+    """The text of a new workspace's ``hpo.yaml``: what ``otxlike hpo`` tunes (docs/hpo.md).
+
+    The metric is the template's first metric key, else its task's main one (all of them are
+    higher-is-better, :class:`~otxlike.tasks.TaskSpec`); the search space is the template's
+    ``hpo_space``. :mod:`otxlike.hpo.config` reads and checks the file.
+    """
+    from otxlike.tasks import get_task
+
+    metric = template.metrics[0] if template.metrics else get_task(template.task).metric
+    header = (
+        "# hpo.yaml: what 'otxlike hpo' tunes and how (docs/hpo.md). Edit freely: 'otxlike hpo' checks it\n"
+        "# before the first trial. Each trial is one 'otxlike train' of this workspace with the values below.\n"
+        "# metric / direction: the validation metric a trial is judged by (reported to the pruner after\n"
+        "#   every epoch; the trial's value is its last validation's).\n"
+        "# n_trials: trials in the study, every process together (a resumed study counts those done);\n"
+        "# time_ratio: stop starting trials once their total time reaches time_ratio x the baseline's.\n"
+        "# baseline: trial 0 trains model.py as it is, the value to beat (and time_ratio's unit).\n"
+        "# pruner: hyperband | successive_halving | median | none; sampler_seed: of optuna's TPE sampler.\n"
+        "# search_space: 'otxlike train' flags (lr, batch_size, optimizer, scheduler, warmup, epochs, ...)\n"
+        "#   or any dotted config key; type: loguniform | uniform | float | int | categorical.\n"
+    )
+    doc = {"metric": metric, "direction": "maximize", "n_trials": 8, "time_ratio": None, "baseline": True,
+           "pruner": "hyperband", "sampler_seed": 0, "search_space": template.hpo_space}
+    return header + dump_yaml(doc)
+
+
 def data_yaml_text(data: dict) -> str:
     """The text of ``data.yaml`` for ``data`` (format and per-split entries), with its comment header."""
     header = (
@@ -355,6 +383,7 @@ def scaffold_workspace(
             "history": [{"time": datetime.now().isoformat(timespec="seconds"), "action": "build", "template": template.id}],
         }
         (staging / MANIFEST).write_text(dump_yaml(manifest), encoding="utf-8")
+        (staging / HPO_YAML).write_text(hpo_yaml_text(template), encoding="utf-8")
         if prepare is not None:
             prepare(staging, template)
         staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
@@ -364,5 +393,5 @@ def scaffold_workspace(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = (MANIFEST, *TEMPLATE_FILES, DATA_YAML)
+    files = (MANIFEST, *TEMPLATE_FILES, DATA_YAML, HPO_YAML)
     return BuildResult(root=root, template=template, files=tuple(root / f for f in files))

@@ -1,0 +1,171 @@
+"""``otxlike hpo``: hpo.yaml checks, a real study on the digits, failing trials, shared storage."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_hpo(ws, **changes) -> dict:
+    doc = yaml.safe_load((ws.root / "hpo.yaml").read_text())
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    (ws.root / "hpo.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return doc
+
+
+def test_every_new_workspace_has_an_hpo_yaml_with_the_task_metric(workspace):
+    from otxlike.hpo.config import read_hpo_config
+
+    doc = yaml.safe_load((workspace.root / "hpo.yaml").read_text())
+    assert doc["metric"] == "accuracy/top1"  # mmpretrain Accuracy's key (tasks.py)
+    assert doc["direction"] == "maximize"
+    config = read_hpo_config(workspace)
+    assert {p.name for p in config.space} == {"lr", "batch_size", "optim_wrapper.optimizer.weight_decay"}
+    lr = next(p for p in config.space if p.name == "lr")
+    assert lr.log and lr.low < 0.05 < lr.high  # around the template's SGD lr
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"n_trial": 3}, "unknown key 'n_trial' (did you mean 'n_trials'?"),
+    ({"search_space": {"lr": {"type": "loguniform", "low": 0.1, "high": 0.01}}}, "low (0.1) must be below high (0.01)"),
+    ({"search_space": {"lr": {"type": "logunifrom", "low": 0.01, "high": 0.1}}}, "unknown type 'logunifrom'"),
+    ({"search_space": {"batchsize": {"type": "int", "low": 8, "high": 64}}}, "did you mean 'batch_size'?"),
+    ({"search_space": {"batch_size": {"type": "int", "low": 0, "high": 64}}}, "--batch-size must be at least 1"),
+    ({"search_space": {"batch_size": {"type": "float", "low": 8, "high": 64}}}, "batch_size takes whole numbers"),
+    ({"search_space": {"scheduler": {"type": "categorical", "choices": ["cosine", "linear"]}}},
+     "unknown --scheduler 'linear'"),
+    ({"pruner": "asha"}, "unknown pruner 'asha'"),
+    ({"n_trials": None, "time_ratio": None}, "no budget"),
+    ({"time_ratio": 2, "baseline": False}, "time_ratio is measured in baseline trainings"),
+])
+def test_a_bad_hpo_yaml_is_one_line_exit_2_and_nothing_written(cli, workspace, changes, message):
+    _write_hpo(workspace, **changes)
+    before = snapshot(workspace.root)
+    result = cli("hpo", "-w", workspace.root)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert snapshot(workspace.root) == before
+
+
+def test_search_space_checked_against_the_workspace_before_any_trial(cli, workspace):
+    """A dotted key the config lacks and an optimizer mmengine does not register are refused
+    before a trial (no outputs/)."""
+    _write_hpo(workspace, search_space={"optim_wrapper.optimizer.weight_decy": {"type": "float", "low": 0, "high": 1}})
+    result = cli("hpo", "-w", workspace.root)
+    assert result.exit_code == 2 and "did you mean optim_wrapper.optimizer.weight_decay" in result.output
+    _write_hpo(workspace, search_space={"optimizer": {"type": "categorical", "choices": ["SGD", "AdamWW"]}})
+    result = cli("hpo", "-w", workspace.root)
+    assert result.exit_code == 2 and "search_space.optimizer = 'AdamWW': unknown --optimizer 'AdamWW'" in result.output
+    assert not (workspace.root / "outputs").exists()
+
+
+def _one_epoch(ws) -> None:
+    """1 epoch per trial: model.py's max_epochs (the baseline trains model.py as it is)."""
+    text = ws.model_py.read_text()
+    assert "max_epochs = 5" in text
+    ws.model_py.write_text(text.replace("max_epochs = 5", "max_epochs = 1"))
+
+
+@pytest.mark.slow
+def test_a_study_on_the_digits_matches_optuna_storage_and_applies(cli, workspace):
+    import optuna
+
+    _one_epoch(workspace)
+    _write_hpo(workspace, pruner="none", search_space={
+        "lr": {"type": "loguniform", "low": 0.01, "high": 0.1},
+        # 0 images per batch: the dataloader refuses it, so every trial but the baseline (model.py's
+        # batch of 32) fails, with its reason
+        "train_dataloader.batch_size": {"type": "categorical", "choices": [0]}})
+    model_before = workspace.model_py.read_text()
+    result = cli("hpo", "-w", workspace.root, "--trials", "3", "--weights", "none")
+    assert result.exit_code == 0, result.output
+    assert workspace.model_py.read_text() == model_before  # trials never touch model.py
+    journal = workspace.root / "outputs" / "hpo" / "default" / "journal.log"
+    study = optuna.load_study(study_name="default", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    trials = study.get_trials()
+    assert len(trials) == 3 and trials[0].user_attrs["baseline"] and trials[0].params["lr"] == 0.05
+    [out] = [d for d in (workspace.root / "outputs").iterdir() if d.name.endswith("_hpo")]
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [int(r["number"]) for r in rows] == [t.number for t in trials]
+    assert [r["state"] for r in rows] == [t.state.name.lower().replace("fail", "failed") for t in trials]
+    for row, trial in zip(rows, trials):
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert float(row["accuracy/top1"]) == pytest.approx(trial.value)
+            # the value is the trial run's own validation, in its metrics.json
+            run = Path(trial.user_attrs["run_dir"])
+            assert run.parent == journal.parent
+            import json
+            assert json.loads((run / "metrics.json").read_text())["metrics"]["accuracy/top1"] == pytest.approx(trial.value)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.number for t in failed] == [1, 2] and trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert "1 complete, 0 pruned, 2 failed" in result.output
+    for t in failed:
+        assert t.params["train_dataloader.batch_size"] == 0 and t.user_attrs["reason"]
+        assert f"trial {t.number} failed: " in result.output
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["best"]["value"] == pytest.approx(study.best_value)
+    assert best["best"]["params"] == study.best_params
+    assert list(out.glob("best_*.pth"))
+    # --apply of the best values: at the source level, old files backed up
+    from otxlike.configedit.source import ConfigSource
+    from otxlike.hpo.apply import apply_params
+    from otxlike.hpo.config import read_hpo_config
+
+    done = apply_params(workspace, read_hpo_config(workspace), {"lr": 0.0123, "train_dataloader.batch_size": 8})
+    assert ConfigSource(workspace.model_py.read_text()).literal(("optim_wrapper", "optimizer", "lr")) == 0.0123
+    assert ConfigSource(workspace.data_pipeline_py.read_text()).literal(("train_dataloader", "batch_size")) == 8
+    assert (done.backup / "model.py").read_text() == model_before
+    assert "# Training schedule." in workspace.model_py.read_text()  # comments kept
+
+
+@pytest.mark.slow
+def test_a_study_where_every_trial_fails_exits_2(cli, workspace):
+    _one_epoch(workspace)
+    _write_hpo(workspace, baseline=False, search_space={
+        "train_dataloader.batch_size": {"type": "categorical", "choices": [0]}})
+    result = cli("hpo", "-w", workspace.root, "--trials", "2", "--weights", "none")
+    assert result.exit_code == 2, result.output
+    assert "every trial of study 'default' failed (2 of 2)" in result.output
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_journal_study(workspace, tmp_path):
+    """Two ``otxlike hpo`` processes on one journal at the same time: one study, distinct trial
+    numbers and parameters, as many trials as the budget and each counted by one process."""
+    import optuna
+
+    _one_epoch(workspace)
+    _write_hpo(workspace, pruner="none", search_space={"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}})
+    journal = tmp_path / "shared.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "otxlike", "hpo", "-w", str(workspace.root), "--trials", "2", "--weights", "none",
+           "--storage", str(journal), "--study-name", "shared"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == [0, 1]
+    assert len({t.params["lr"] for t in trials}) == 2  # none duplicated
+    ran = [int(o.split(" run by this command")[0].rsplit("(", 1)[1]) for o in outputs]
+    assert ran == [1, 1]  # both processes worked on the one study
+    pids = {t.user_attrs["pid"] for t in trials}
+    assert pids == {p.pid for p in procs}
