@@ -256,7 +256,8 @@ def _cause(exc, job_dir: Path) -> tuple[int, dict]:
     "otxlike", "signal"})``.
 
     A rank that died without leaving ``error.<rank>.json`` (a signal, ``os._exit``, the OOM
-    killer) caused the others to fail; else the earliest exception recorded (a peer's exit makes
+    killer) caused the others to fail, unless it got SIGTERM (torchrun's agent stops the other
+    workers with it once one has failed); else the earliest exception recorded (a peer's exit makes
     the others fail a moment later with a connection error).
     """
     records = {}
@@ -267,9 +268,11 @@ def _cause(exc, job_dir: Path) -> tuple[int, dict]:
         else:
             how = (f"killed by signal {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
                    else f"exited with code {failure.exitcode}")
-            records[rank] = {"type": None, "message": how, "hint": None, "otxlike": False, "time": None}
-    silent = sorted(r for r, rec in records.items() if rec["time"] is None)
-    rank = silent[0] if silent else min(records, key=lambda r: records[r]["time"])
+            records[rank] = {"type": None, "message": how, "hint": None, "otxlike": False, "time": None,
+                             "stopped": failure.exitcode == -signal.SIGTERM}
+    silent = sorted(r for r, rec in records.items() if rec["time"] is None and not rec["stopped"])
+    raised = sorted((rec["time"], r) for r, rec in records.items() if rec["time"] is not None)
+    rank = silent[0] if silent else raised[0][1] if raised else min(records)
     return rank, records[rank]
 
 
