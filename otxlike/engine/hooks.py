@@ -4,6 +4,7 @@ metrics completed where an evaluator leaves them out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 
@@ -23,6 +24,7 @@ class Progress:
         lr: Learning rate of the iteration (train only).
         metrics: Validation metrics (val only), e.g. ``{'accuracy/top1': 97.2}`` (percent).
         hparams: The run's effective hyper-parameters (start only).
+        run_dir: The run folder (start only).
     """
 
     phase: str
@@ -34,6 +36,7 @@ class Progress:
     lr: float | None = None
     metrics: dict | None = None
     hparams: dict | None = None
+    run_dir: Path | None = None
 
 
 def progress_hook(on_progress: Callable[[Progress], None | bool] | None):

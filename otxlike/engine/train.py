@@ -18,6 +18,7 @@ from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook, step_counter
 from otxlike.engine.curves import plot_curves
+from otxlike.engine.distributed import distribute, from_rank0, norm_sync_hook, world
 from otxlike.engine.hparams import HParams, apply, apply_start, effective
 from otxlike.engine.runner import RunResult, make_runner, prints_to_log
 from otxlike.data.images import image_check
@@ -53,6 +54,11 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             ``outputs/latest`` is not moved, the manifest's history gets no entry, and a run
             that fails before its first step leaves the folder in place.
 
+    In one process of a multi-process run (:mod:`otxlike.engine.distributed`, started by
+    :func:`otxlike.engine.launch.launch_train`) rank 0 alone creates and writes the run folder,
+    ``metrics.json``, the curves and the workspace history; a failure during training is left to
+    the launcher, which sees what became of every rank.
+
     Returns:
         :class:`RunResult` with the best checkpoint (``save_best``) or the last one, the last
         validation metrics and what became of the pretrained weights (also in ``metrics.json``:
@@ -66,11 +72,12 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     own = run_dir is None  # a run folder of its own: removed on an early failure, then outputs/latest
     if resume and not own:
         raise OtxlikeError("resume continues a run in its own folder; it takes no run_dir")
+    rank, world_size = world()
     if resume:
         if hp != HParams(epochs=hp.epochs):
             raise OtxlikeError("--resume continues a run with its own hyper-parameters; only --epochs can change",
                                "drop the other flags, or start a new run without --resume")
-        run_dir = resumable_run(ws)
+        run_dir = from_rank0(lambda: resumable_run(ws))
         if run_dir is None:
             raise OtxlikeError("no interrupted training run to resume in outputs/",
                                "run 'otxlike train' (a run stopped after its first checkpoint can be resumed)")
@@ -81,7 +88,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     hp.check()
     start = time.perf_counter()
     if own and not resume:
-        run_dir = new_run_dir(ws, "train")
+        run_dir = from_rank0(lambda: new_run_dir(ws, "train"))
     try:
         def checking(done: int, total: int, folder: Path) -> None:
             if on_progress is not None:
@@ -92,28 +99,35 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         device = apply(cfg, hp, ws.task_spec, config_scope(cfg))
         weights = preflight(cfg.model, hp.weights)
         origin = apply_start(cfg, hp, weights)
-        used = {**effective(cfg, hp, device, weights), **origin, "skipped_images": checked.skipped}
+        used = {**effective(cfg, hp, device, weights), **origin, "skipped_images": checked.skipped,
+                **distribute(cfg, device)}
         overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
-        atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
+        if rank == 0:
+            atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:
             cfg.resume, cfg.load_from = True, None  # mmengine finds <work_dir>/last_checkpoint
         runner = make_runner(cfg, verbose)
     except BaseException:
-        if own and not resume:
+        if own and not resume and rank == 0:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if on_progress is not None:
-        on_progress(Progress("start", 0, used["epochs"], 0, 0, hparams=used))
+        on_progress(Progress("start", 0, used["epochs"], 0, 0, hparams=used, run_dir=run_dir))
     hook, counter = progress_hook(on_progress), step_counter()
     runner.register_hook(hook)
     runner.register_hook(counter)
+    if world_size > 1:
+        runner.register_hook(norm_sync_hook())
     try:
         with checkpoint_loading(), prints_to_log(runner, verbose):
             runner.train()
     except BaseException as exc:
-        failed(ws, run_dir, exc, counter.steps, hook.last_metrics, resume, own)
+        if world_size == 1:
+            failed(ws, run_dir, exc, counter.steps, hook.last_metrics, resume, own)
         raise
     metrics = hook.last_metrics
+    if rank != 0:
+        return RunResult(run_dir, None, metrics, time.perf_counter() - start, tuple(weights))
     checkpoint = find_checkpoint(run_dir)
     write_metrics(run_dir, metrics, checkpoint, weights={w.where: w.checkpoint if w.loaded else None
                                                          for w in weights})

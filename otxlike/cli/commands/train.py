@@ -38,12 +38,24 @@ def train(
                                                   "do not decode (and their annotations), with a warning and a count, "
                                                   "instead of refusing the data.")] = False,
     verbose: Annotated[bool, typer.Option(help="Also show mmengine's log lines.")] = False,
+    nproc: Annotated[Optional[int], typer.Option(help="Train on N CPU processes of this machine (torchrun, gloo); "
+                                                      "docs/distributed.md.")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="Train on N GPUs (--gpus 2) or on these (--gpus 0,1), one "
+                                                     "process each (torchrun, NCCL).")] = None,
+    nnodes: Annotated[int, typer.Option(help="Machines taking part; run the same command on each.")] = 1,
+    node_rank: Annotated[int, typer.Option(help="This machine's number, 0 on the one at --master-addr.")] = 0,
+    master_addr: Annotated[Optional[str], typer.Option(help="Address of the machine with --node-rank 0.")] = None,
+    master_port: Annotated[Optional[int], typer.Option(help="A free TCP port on that machine.")] = None,
+    rdzv_endpoint: Annotated[Optional[str], typer.Option(help="HOST:PORT of a c10d rendezvous, instead of "
+                                                              "--master-addr/--master-port/--node-rank.")] = None,
 ) -> None:
     """Train the workspace's model on data.yaml's train split (validating on val).
 
     The flags override model.py for this run only; the run folder's hparams.yaml records what
-    was used."""
+    was used. --nproc / --gpus / --nnodes start the run on several processes through torchrun
+    (docs/distributed.md)."""
     from otxlike.engine.hparams import HParams
+    from otxlike.engine.launch import Launch
 
     out = console()
     with errors():
@@ -53,17 +65,24 @@ def train(
                      precision=precision, device=device, seed=seed, cfg_options=options, weights=weights,
                      skip_bad_images=skip_bad_images)
         hp.check()  # before torch is imported
-        if device == "cpu":
+        launch = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                        master_port=master_port, rdzv_endpoint=rdzv_endpoint)
+        launch.check(hp)
+        if device == "cpu" and not launch.wanted:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # torch must not see the GPU: mmengine uses what it sees
         from otxlike.cli.render.progress import train_progress
         from otxlike.cli.render.tables import metrics_table
+        from otxlike.engine.launch import launch_train
         from otxlike.engine.train import train as run_train
         from otxlike.workspace.workspace import Workspace
 
         ws = Workspace.load(workspace)
         bar, on_progress = train_progress(out)
         with bar:
-            result = run_train(ws, on_progress=on_progress, verbose=verbose, hparams=hp, resume=resume)
+            if launch.wanted:
+                result = launch_train(ws, launch, on_progress=on_progress, verbose=verbose, hparams=hp, resume=resume)
+            else:
+                result = run_train(ws, on_progress=on_progress, verbose=verbose, hparams=hp, resume=resume)
         out.print(metrics_table(result.metrics, "Validation after training"))
         out.print(f"[*] Run folder: {result.run_dir} ({result.seconds:.1f} s)", highlight=False)
         out.print(f"[*] Checkpoint: {result.checkpoint}", highlight=False)
