@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from otxlike.errors import OtxlikeError
 from otxlike.tasks import TaskSpec
@@ -76,6 +76,16 @@ class HParams:
     cfg_options: tuple[str, ...] = field(default_factory=tuple)
     weights: str = "auto"
     skip_bad_images: bool = False
+
+    def to_json(self) -> dict:
+        """The overrides as plain YAML / JSON values (``overrides:`` of hparams.yaml, a worker's job
+        file); :meth:`from_json` reads them back."""
+        return {**asdict(self), "cfg_options": list(self.cfg_options)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "HParams":
+        """The overrides :meth:`to_json` wrote."""
+        return cls(**{**doc, "cfg_options": tuple(doc.get("cfg_options") or ())})
 
     def check(self) -> None:
         """Refuse out-of-range numbers and unknown names, before anything is built.

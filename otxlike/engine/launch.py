@@ -34,6 +34,7 @@ from typing import Callable
 from otxlike.engine.hooks import Progress
 from otxlike.engine.hparams import HParams
 from otxlike.engine.runner import RunResult
+from otxlike.engine.worker import EVENTS, error_file
 from otxlike.errors import OtxlikeError, one_line
 from otxlike.workspace.workspace import Workspace
 
@@ -262,7 +263,7 @@ def _cause(exc, job_dir: Path) -> tuple[int, dict]:
     """
     records = {}
     for rank, failure in exc.failures.items():
-        path = job_dir / f"error.{rank}.json"
+        path = error_file(job_dir, rank)
         if path.is_file():
             records[rank] = json.loads(path.read_text(encoding="utf-8"))
         else:
@@ -335,11 +336,10 @@ def launch_train(ws: Workspace, launch: Launch, on_progress: Callable[[Progress]
     log_dir = None if verbose else job_dir / "logs"
     job_file = job_dir / "job.json"
     job_file.write_text(json.dumps({"workspace": str(ws.root.resolve()), "device": device, "verbose": verbose,
-                                    "resume": resume, "hparams": {**dataclasses.asdict(hp),
-                                                                  "cfg_options": list(hp.cfg_options)}}),
+                                    "resume": resume, "hparams": hp.to_json()}),
                         encoding="utf-8")
     args = torchrun.parse_args(torchrun_args(launch, nproc, job_file, log_dir))
-    events = _Events(job_dir / "events.jsonl", on_progress)
+    events = _Events(job_dir / EVENTS, on_progress)
     try:
         with _environ(**env), _quiet_torchrun(verbose), events:
             torchrun.run(args)

@@ -82,7 +82,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
             raise OtxlikeError("no interrupted training run to resume in outputs/",
                                "run 'otxlike train' (a run stopped after its first checkpoint can be resumed)")
         saved = yaml.safe_load((run_dir / "hparams.yaml").read_text(encoding="utf-8")).get("overrides") or {}
-        hp = HParams(**{**saved, "cfg_options": tuple(saved.get("cfg_options") or ())})
+        hp = HParams.from_json(saved)
     if epochs is not None:
         hp = dataclasses.replace(hp, epochs=epochs)
     hp.check()
@@ -101,7 +101,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         origin = apply_start(cfg, hp, weights)
         used = {**effective(cfg, hp, device, weights), **origin, "skipped_images": checked.skipped,
                 **distribute(cfg, device)}
-        overrides = {**dataclasses.asdict(hp), "cfg_options": list(hp.cfg_options)}
+        overrides = hp.to_json()
         if rank == 0:
             atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:

@@ -54,7 +54,7 @@ def run(job_file: Path) -> None:
     rank, _ = world()
     write = _event_writer(job_file.parent / EVENTS) if rank == 0 else None
     on_progress = (lambda p: write({"progress": dataclasses.asdict(p)})) if write else None
-    hp = HParams(**{**job["hparams"], "cfg_options": tuple(job["hparams"]["cfg_options"])})
+    hp = HParams.from_json(job["hparams"])
     result = train(Workspace.load(job["workspace"]), on_progress=on_progress, verbose=job["verbose"], hparams=hp,
                    resume=job["resume"])
     if write:
