@@ -293,18 +293,44 @@ def _touched(hp: HParams) -> tuple[str, ...]:
     return (*keys, *(option.partition("=")[0] for option in hp.cfg_options))
 
 
-def _has_key(cfg, dotted: str) -> bool:
+def config_value(cfg, dotted: str):
+    """The value at a dotted key of an mmengine ``Config`` or a dict (list items by index), with
+    dicts and lists as plain ones (a ``ConfigDict`` becomes a dict).
+
+    Raises:
+        KeyError: The key is not there.
+    """
+    return _plain(_node(cfg, dotted))
+
+
+def _node(cfg, dotted: str):
     node = cfg
     for part in dotted.split("."):
         if isinstance(node, (list, tuple)):
             if not part.isdigit() or int(part) >= len(node):
-                return False
+                raise KeyError(dotted)
             node = node[int(part)]
             continue
         try:
             node = node[part]  # a Config, a dict
         except (KeyError, TypeError, AttributeError):
-            return False
+            raise KeyError(dotted) from None
+    return node
+
+
+def _plain(node):
+    if isinstance(node, dict):  # a ConfigDict is a dict
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_plain(value) for value in node)
+    return node
+
+
+def _has_key(cfg, dotted: str) -> bool:
+    try:
+        _node(cfg, dotted)
+    except KeyError:
+        return False
     return True
 
 

@@ -66,8 +66,8 @@ def apply_params(ws: Workspace, hpo: HpoConfig, params: dict) -> Committed:
 
     from otxlike.configedit.commit import commit
     from otxlike.configedit.source import ConfigSource
-    from otxlike.engine.hparams import apply
-    from otxlike.hpo.study import config_value, trial_hparams
+    from otxlike.engine.hparams import apply, config_value
+    from otxlike.hpo.study import trial_hparams
     from otxlike.workspace.workspace import config_scope
 
     cfg = ws.config()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from otxlike.engine.hparams import HParams
+from otxlike.engine.hparams import HParams, config_value
 from otxlike.errors import OtxlikeError, one_line
 from otxlike.hpo.config import TUNABLE, HpoConfig
 from otxlike.workspace.workspace import Workspace
@@ -154,28 +154,6 @@ def make_pruner(name: str):
             "successive_halving": lambda: SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
             "median": lambda: MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS),
             "none": NopPruner}[name]()
-
-
-def config_value(cfg, dotted: str) -> Any:
-    """The value at a dotted key of an mmengine ``Config`` or a dict (list items by index), as
-    plain dicts and lists.
-
-    Raises:
-        KeyError: The key is not there.
-    """
-    node = cfg if isinstance(cfg, dict) else cfg.to_dict()  # a Config is no dict; its to_dict() is plain
-    for part in dotted.split("."):
-        if isinstance(node, (list, tuple)):
-            if not part.isdigit() or int(part) >= len(node):
-                raise KeyError(dotted)
-            node = node[int(part)]
-        elif isinstance(node, dict):  # a Config's ConfigDict is a dict
-            if part not in node:
-                raise KeyError(dotted)
-            node = node[part]
-        else:
-            raise KeyError(dotted)
-    return node
 
 
 def trial_hparams(hpo: HpoConfig, values: dict, weights: str = "auto") -> HParams:
