@@ -111,8 +111,8 @@ def commands(block: Block) -> list[tuple[str, list[str], int]]:
 class Session:
     """A page's folder, and the commands run in it as a user would."""
 
-    def __init__(self, root: Path):
-        self.cwd = root
+    def __init__(self, root: Path, cli):
+        self.cwd, self.cli = root, cli
         (root / "docs").symlink_to(REPO / "docs")
         (root / ".venv").symlink_to(Path(sys.prefix))
         bin_dir = str(Path(sys.executable).parent)
@@ -162,16 +162,7 @@ class Session:
         return code, output
 
     def in_process(self, words: list[str]) -> tuple[int, str]:
-        from typer.testing import CliRunner
-
-        from otxlike.cli.app import app
-
-        old = os.getcwd()
-        os.chdir(self.cwd)
-        try:
-            result = CliRunner().invoke(app, words[1:], env={"COLUMNS": "200"})
-        finally:
-            os.chdir(old)
+        result = self.cli(*words[1:], cwd=self.cwd)  # tests/conftest.py's runner
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return result.exit_code, result.output
@@ -236,8 +227,8 @@ def runnable(page: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [page for page in PAGES if runnable(page)])
-def test_page_runs_as_written(page, tmp_path):
-    session = Session(tmp_path)
+def test_page_runs_as_written(page, tmp_path, cli):
+    session = Session(tmp_path, cli)
     for block in blocks(page):
         for command in block.run_before:
             code, output = session.run(command)
