@@ -31,7 +31,8 @@ def load(folder: Path):
     if info["format"] == "openvino":
         import openvino
 
-        compiled = openvino.Core().compile_model(str(folder / info["model"]), "CPU")
+        # f32: OpenVINO's CPU plugin would run the model in bfloat16 on CPUs with bf16 instructions
+        compiled = openvino.Core().compile_model(str(folder / info["model"]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return info, lambda batch: {n: v for n, v in zip(names, (compiled(batch)[compiled.output(n)] for n in names))}
     raise SystemExit(f"this script runs onnx and openvino exports, not {info['format']}")
 

@@ -109,10 +109,18 @@ def _onnx_runner(model_file: Path, names: list[str], device: str):
     return run
 
 
+#: OpenVINO's CPU plugin runs an FP32 model in bfloat16 by default on CPUs that have bf16
+#: instructions (its ``INFERENCE_PRECISION_HINT`` defaults to bf16 where ``avx512_bf16`` / AMX
+#: exist: openvino docs, "CPU device", Inference Precision): a FP32 export would then differ from
+#: PyTorch by ~3e-3 on one machine and not on another. Exports run in the precision they were saved
+#: in (fp16 IR weights are decompressed to f32 as on any CPU; INT8 layers stay INT8).
+OPENVINO_CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
 def _openvino_runner(model_file: Path, names: list[str], device: str):
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(model_file), device)
+    compiled = ov.Core().compile_model(str(model_file), device, OPENVINO_CPU_CONFIG if device == "CPU" else {})
     request = compiled.create_infer_request()
 
     def run(batch):
