@@ -49,9 +49,13 @@ class DieAt(Hook):
     def __init__(self, rank, iteration):
         self.rank, self.iteration = rank, iteration
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if int(os.environ.get("RANK", "0")) == self.rank and runner.iter + 1 >= self.iteration:
-            os._exit(3)
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.iteration:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank is here: rank 0 has reported its `iteration` steps
+            if int(os.environ.get("RANK", "0")) == self.rank:
+                os._exit(3)
 '''
 
 

@@ -169,3 +169,83 @@ def test_two_processes_share_one_journal_study(workspace, tmp_path):
     assert ran == [1, 1]  # both processes worked on the one study
     pids = {t.user_attrs["pid"] for t in trials}
     assert pids == {p.pid for p in procs}
+
+
+def test_a_trial_created_after_another_process_spent_the_budget_never_runs(workspace, tmp_path):
+    """n_trials is the study's, whichever process runs them: a trial numbered after n_trials counted
+    ones (another process started the last between this one's budget check and its creation)
+    ends before training, is neither counted nor shown, and leaves no trial folder."""
+    import optuna
+
+    from otxlike.hpo.config import read_hpo_config
+    from otxlike.hpo.study import NOT_RUN, Objective, trial_views
+
+    hpo = read_hpo_config(workspace).with_budget(n_trials=2)
+    study = optuna.create_study(direction="maximize", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))))
+    lr = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+    for value in (90.0, 91.0):  # two trials another process ran
+        study.add_trial(optuna.trial.create_trial(params={"lr": 0.05}, distributions={"lr": lr}, value=value))
+    objective = Objective(workspace, hpo, tmp_path / "study")
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    [extra] = study.get_trials()[2:]
+    assert extra.state == optuna.trial.TrialState.FAIL and "2 of n_trials 2" in extra.user_attrs[NOT_RUN]
+    assert objective.ran == 0 and not (tmp_path / "study").exists()
+    assert [t.number for t in trial_views(study)] == [0, 1]
+
+
+@pytest.mark.slow
+def test_jobs_run_one_sqlite_study_in_worker_processes_within_n_trials(workspace, tmp_path):
+    """``--jobs 2`` on an RDB storage: two worker processes, every trial in the sqlite study,
+    exactly ``--trials`` of them."""
+    import optuna
+
+    _one_epoch(workspace)
+    _write_hpo(workspace, pruner="none", search_space={"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}})
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = subprocess.run([sys.executable, "-m", "otxlike", "hpo", "-w", str(workspace.root), "--trials", "3",
+                             "--jobs", "2", "--weights", "none", "--storage", url, "--study-name", "jobs"],
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""},
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = optuna.load_study(study_name="jobs", storage=url).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # trials 0 and 1 start at once, one per worker
+    assert "3 complete, 0 pruned, 0 failed" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_from_its_storage_and_reruns_the_baseline(cli, workspace):
+    """``kill -9`` while the baseline trains; the same command again marks that trial interrupted
+    (not counted), trains the baseline again and completes the budget."""
+    import signal
+    import time
+
+    import optuna
+
+    _one_epoch(workspace)
+    _write_hpo(workspace, pruner="none", search_space={"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}})
+    journal = workspace.root / "outputs" / "hpo" / "default" / "journal.log"
+    proc = subprocess.Popen([sys.executable, "-m", "otxlike", "hpo", "-w", str(workspace.root), "--trials", "2",
+                             "--weights", "none"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trial_0 = workspace.root / "outputs" / "hpo" / "default" / "trial_000"
+    deadline = time.monotonic() + 300
+    while not list(trial_0.glob("*/vis_data")) and not list(trial_0.glob("*.log")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the baseline trial never started training"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    [killed] = optuna.load_study(study_name="default", storage=storage).get_trials()
+    assert killed.state == optuna.trial.TrialState.RUNNING  # what the killed process left
+
+    result = cli("hpo", "-w", workspace.root, "--trials", "2", "--weights", "none")
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="default", storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert f"its process {proc.pid} ended" in trials[0].user_attrs["interrupted"]
+    assert trials[1].user_attrs["baseline"] and trials[1].params["lr"] == trials[0].params["lr"] == 0.05
+    assert "2 complete, 0 pruned, 0 failed, 1 interrupted (not counted)" in result.output
+    assert f"trial 0 interrupted: its process {proc.pid} ended" in result.output
+    assert "Baseline (model.py as it is): trial 1" in result.output

@@ -46,6 +46,21 @@ HEARTBEAT, GRACE = 60, 180
 MEDIAN_STARTUP_TRIALS = 2
 
 
+#: User attribute of a trial created after the budget was spent (by another process) and never run.
+NOT_RUN = "not_run"
+
+
+class BudgetSpent(Exception):
+    """Raised in a trial that another process's trials left no budget for.
+
+    Each process checks the budget when its previous trial ends (``stop_when_spent``), but
+    between that check and the next trial's creation another process may start the last one; the
+    storage numbers trials atomically, so a trial counts the trials numbered before it and, when
+    they spend the budget, ends here (FAIL, marked :data:`NOT_RUN`, neither counted nor shown), so
+    ``n_trials`` is never exceeded however many processes share the study.
+    """
+
+
 @dataclass(frozen=True)
 class TrialView:
     """One trial as the storage has it.
@@ -235,13 +250,16 @@ def _seconds(trial) -> float | None:
 
 
 def trial_views(study) -> tuple[TrialView, ...]:
-    """Every trial of the study, as its storage has it now."""
+    """Every trial of the study, as its storage has it now (but those created after the budget was
+    spent and never run, :class:`BudgetSpent`)."""
     from optuna.trial import TrialState
 
     names = {TrialState.WAITING: "waiting", TrialState.RUNNING: "running", TrialState.COMPLETE: "complete",
              TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
     views = []
     for t in study.get_trials(deepcopy=False):
+        if NOT_RUN in t.user_attrs:
+            continue
         steps = sorted(t.intermediate_values)
         value = t.value if t.state == TrialState.COMPLETE else (t.intermediate_values[steps[-1]] if steps else None)
         reason = t.user_attrs.get("reason") or t.user_attrs.get("interrupted") or t.user_attrs.get("pruned")
@@ -319,6 +337,11 @@ class Objective:
 
         from otxlike.engine.train import train
 
+        earlier = tuple(v for v in trial_views(trial.study) if v.number < trial.number)
+        spent = budget_spent(earlier, self.hpo)
+        if spent:  # another process took the last trial between our check and this trial's creation
+            trial.set_user_attr(NOT_RUN, spent)
+            raise BudgetSpent(spent)
         self.ran += 1
         run_dir = self.folder / f"trial_{trial.number:03d}"
         for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("run_dir", str(run_dir))):
@@ -425,6 +448,22 @@ def _worker_process(queue, index: int, *args) -> None:
         queue.put((index, "error", one_line(exc, 300)))
 
 
+def _enqueue_baseline(study, baseline: dict) -> None:
+    study.enqueue_trial(baseline, user_attrs={"baseline": True, "baseline_params": sorted(baseline)})
+
+
+def requeue_interrupted_baseline(study, baseline: dict) -> bool:
+    """Enqueue the baseline trial again when its run was interrupted (a Ctrl-C, a killed process):
+    without it a resumed study would have no baseline to compare with, nor a time for
+    ``time_ratio``. Returns whether it did."""
+    views = trial_views(study)
+    ran = [t for t in views if t.baseline]
+    if not ran or any(t.counted or t.state == "waiting" for t in ran):
+        return False
+    _enqueue_baseline(study, baseline)
+    return True
+
+
 def create_or_load(location: str, study_name: str, hpo: HpoConfig, baseline: dict) -> bool:
     """Create the study (and enqueue the baseline trial), or load it if it exists.
 
@@ -447,7 +486,7 @@ def create_or_load(location: str, study_name: str, hpo: HpoConfig, baseline: dic
     if created:
         study.set_user_attr("metric", hpo.metric)
         if hpo.baseline:
-            study.enqueue_trial(baseline, user_attrs={"baseline": True, "baseline_params": sorted(baseline)})
+            _enqueue_baseline(study, baseline)
         return True
     metric = study.user_attrs.get("metric", hpo.metric)  # not yet set: its creator is at it
     if metric != hpo.metric or study.direction.name.lower() != hpo.direction:
@@ -494,6 +533,8 @@ def run_study(ws: Workspace, hpo: HpoConfig, study_name: str = DEFAULT_STUDY, st
     created = create_or_load(location, study_name, hpo, baseline)
     watcher = open_study(location, study_name, hpo)
     fail_dead_trials(watcher)
+    if not created and hpo.baseline:
+        requeue_interrupted_baseline(watcher, baseline)
     seeds = [hpo.sampler_seed + i if created and hpo.sampler_seed is not None else None for i in range(jobs)]
     if jobs == 1:
         ran = run_worker(str(ws.root), location, study_name, hpo, seeds[0], None, on_update, weights)
@@ -555,7 +596,7 @@ def _finish(ws, study, hpo, study_name, location, trials, ran) -> StudyResult:
                            "fix the cause (the search space or the workspace), then run again with a new --study-name")
     sign = 1 if hpo.direction == "maximize" else -1
     best = max(complete, key=lambda t: (sign * t.value, -t.number)) if complete else None
-    base = next((t for t in trials if t.baseline), None)
+    base = next((t for t in trials if t.baseline and t.counted), None) or next((t for t in trials if t.baseline), None)
     names = sorted({k for t in trials for k in t.params})
     text = io.StringIO()
     writer = csv.writer(text)

@@ -59,12 +59,15 @@ def study_lines(result, config) -> list:
     """The closing output: the trial table, the best trial against the baseline, the files."""
     lines = [trials_table(result.trials, config, f"Study '{result.study_name}' ({result.storage})")]
     failed = [t for t in result.trials if t.state == "failed"]
+    interrupted = sum(not t.counted for t in failed)
     counts = {s: sum(t.state == s for t in result.trials) for s in ("complete", "pruned", "failed")}
     lines.append(f"[*] {len(result.trials)} trials ({result.ran} run by this command): {counts['complete']} "
-                 f"complete, {counts['pruned']} pruned, {counts['failed']} failed"
+                 f"complete, {counts['pruned']} pruned, {counts['failed'] - interrupted} failed"
+                 + (f", {interrupted} interrupted (not counted)" if interrupted else "")
                  + (f"; stopped: {result.stopped}" if result.stopped else ""))
     for t in failed:
-        lines.append(f"[!] trial {t.number} failed: {t.reason or 'no reason recorded'}")
+        lines.append(f"[!] trial {t.number} {'failed' if t.counted else 'interrupted'}: "
+                     f"{t.reason or 'no reason recorded'}")
     if result.best is not None:
         params = ", ".join(f"{k} {_value(v)}" for k, v in result.best.params.items()) or "the workspace as it is"
         lines.append(f"[*] Best: trial {result.best.number}, {config.metric} {_value(result.best.value)} ({params})")
