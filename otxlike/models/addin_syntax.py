@@ -232,7 +232,7 @@ def _parse_tag(scan: _Scanner) -> tuple[str, int, int]:
     text, start = scan.until("}", "a tag")
     m = _TAG.fullmatch(text)
     if not m:
-        scan.fail(f"tag {{{text}}} is not inoutN, inN or outN", start)
+        scan.fail(f"tag {{{text}}} is not inoutN, inN or outN", start - 1)
     return m.group(1), int(m.group(2)), start
 
 

@@ -133,6 +133,9 @@ class Addin(nn.Module):
     #: The entry functions it offers (``otxlike find --addins``).
     methods: tuple[str, ...] = ()
 
+    def __init__(self, module: nn.Module | None = None) -> None:
+        super().__init__()
+
     def reopen(self, module: nn.Module) -> list[nn.Parameter]:
         """Base parameters under ``module`` this add-in trains (whole-module add-ins)."""
         return []
@@ -458,7 +461,8 @@ def attach(model: nn.Module, lines: list[str]) -> nn.ModuleDict:
         if cls is None:
             import difflib
 
-            close = difflib.get_close_matches(line.name, list(classes), n=2)
+            lower = {n.lower(): n for n in classes}
+            close = [lower[n] for n in difflib.get_close_matches(line.name.lower(), list(lower), n=2)]
             raise OtxlikeError(f"unknown add-in '{line.name}' in line {text!r}",
                                (f"did you mean {' or '.join(close)}? " if close else "")
                                + "otxlike find --addins lists them; custom ones need @otxlike.register_addin")
