@@ -40,7 +40,8 @@ def find(
     out = console()
     with errors():
         if addins or modules:
-            from otxlike.cli.render.tables import addins_table, modules_lines
+            from otxlike.cli.render.lines import modules_lines
+            from otxlike.cli.render.tables import addins_table
             from otxlike.configedit import addins as core_addins
             from otxlike.workspace.workspace import Workspace
 
