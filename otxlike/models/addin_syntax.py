@@ -214,7 +214,7 @@ def _parse_path(scan: _Scanner) -> tuple[str, int]:
         if spelled[k] == "[":
             close = spelled.find("]", k)
             if close < 0 or not spelled[k + 1:close].isdigit():
-                scan.fail("an index in a module path is [digits]", offset + k)
+                scan.fail("an index in a module path is a number in brackets, e.g. block[3]", offset + k)
             parts.append(spelled[k + 1:close])
             k = close + 1
             continue
