@@ -354,3 +354,31 @@ def test_lora_workspace_trains_and_evaluates(cli, workspace, tmp_path):
                                                               if p.name.endswith("_eval"))[-1] / "metrics.json")
                          .read_text())
     assert "accuracy/top1" in metrics["metrics"]
+
+
+def test_vpt_prompts_on_a_vit():
+    """VPT-shallow on mmpretrain's VisionTransformer: the prompts join the tokens at the first
+    layer and leave after the last, so the head sees the shapes it was built for; they get a gradient."""
+    import mmpretrain.models  # noqa: F401  (registers the ViT)
+    from mmengine.registry import MODELS, DefaultScope
+
+    from otxlike.models.addins import attach, count_params
+
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        model = MODELS.build(dict(type="ImageClassifier", backbone=dict(type="VisionTransformer", arch="deit-tiny",
+                                                                          img_size=32, patch_size=8),
+                                  head=dict(type="VisionTransformerClsHead", num_classes=5, in_channels=192)))
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        plain = model(x, mode="tensor")
+    attach(model, ["(VPT(tokens=4).adapt_across_input): ...->{in1}(backbone.layers.0)->...->(backbone.layers.11){out1}->..."])
+    assert count_params(model)[0] == 4 * 192 + (192 * 5 + 5)  # tokens * C, and the head
+    prompted = model(x, mode="tensor")
+    assert prompted.shape == plain.shape and not torch.allclose(prompted, plain)
+    prompted.sum().backward()
+    assert model.addins["0_in1"].prompts.grad.abs().sum() > 0
+    with pytest.raises(OtxlikeError, match=r"VPT needs tokens \(N, L, 8\)"):
+        conv = _tiny()
+        attach(conv, ["(VPT(channels=8).adapt_across_input): ...->{in1}(backbone.0)->...->(backbone.3){out1}->..."])
+        conv(torch.randn(1, 3, 8, 8))

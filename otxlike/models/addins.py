@@ -22,7 +22,7 @@ last ``k`` children (with parameters) of its module, ``LinearProbe`` nothing. A 
 trainable parameter is kept in eval mode (its running statistics stay, as mmdet's ``norm_eval``).
 
 Built-ins (``otxlike find --addins``): :class:`LoRA`, :class:`Adapter`, :class:`SSF`,
-:class:`BitFit`, :class:`LinearProbe`, :class:`PartialK`. Custom add-ins: a subclass of
+:class:`BitFit`, :class:`LinearProbe`, :class:`PartialK`, :class:`VPT` (ViT backbones). Custom add-ins: a subclass of
 :class:`Addin` in the workspace's custom module file, registered with :func:`register_addin`.
 """
 
@@ -111,6 +111,9 @@ def channels(module: nn.Module, side: str) -> int | None:
     if not found:
         return None
     return found[0] if side == "input" else found[-1]
+
+
+_read_channels = channels  # for constructors whose argument is named ``channels``
 
 
 class Addin(nn.Module):
@@ -310,6 +313,59 @@ class SSF(_ChannelAddin):
 
 
 @_builtin
+class VPT(Addin):
+    """Visual prompt tuning, shallow (Jia et al. 2022, "Visual Prompt Tuning", arXiv:2203.12119):
+    ``tokens`` learnable prompt tokens inserted after the first ``after`` tokens (the class token)
+    of the sequence entering ``{in1}``'s transformer layer, removed again at ``{out1}`` so the rest
+    of the backbone sees the token count it was built for. For ViT backbones (tokens (N, L, C)),
+    e.g. mmpretrain's ``VisionTransformer`` with its 12 ``layers``::
+
+        (VPT(tokens=8).adapt_across_input): ...->{in1}(backbone.layers.0)->...->(backbone.layers.11){out1}->...
+
+    Prompts are initialised uniformly in +-sqrt(6 / (3 * patch area + C)) as in the paper's code
+    (patch area taken as 16 x 16). Parameters: ``tokens * C``.
+
+    Args:
+        module: The first transformer layer (its input channels C are read from its first norm).
+        tokens: Number of prompt tokens.
+        after: Tokens kept in front of the prompts (1: the class token; 0 without one).
+        channels: C, when it cannot be read from the module.
+    """
+
+    methods = ("adapt_across_input",)
+    replaces = True
+
+    def __init__(self, module, tokens: int = 8, after: int = 1, channels: int | None = None,
+                 out_module=None, side: str = "input", out_side: str = "output") -> None:
+        super().__init__()
+        c = channels or _read_channels(module, "input")
+        if c is None:
+            raise OtxlikeError(f"VPT cannot tell the token width at {type(module).__name__}",
+                               "give it: (VPT(channels=C).adapt_across_input)")
+        if not isinstance(tokens, int) or tokens < 1:
+            raise OtxlikeError(f"VPT tokens={tokens!r} must be a positive integer", "e.g. (VPT(tokens=8)...)")
+        self.tokens, self.after = tokens, after
+        bound = math.sqrt(6.0 / float(3 * 16 * 16 + c))
+        self.prompts = nn.Parameter(torch.empty(1, tokens, c).uniform_(-bound, bound))
+
+    def _check(self, x, where: str) -> torch.Tensor:
+        x = _tensor(x, where, "VPT")
+        if x.dim() != 3 or x.shape[-1] != self.prompts.shape[-1]:
+            raise OtxlikeError(f"VPT needs tokens (N, L, {self.prompts.shape[-1]}) at its points, found shape "
+                               f"{tuple(x.shape)}", "put it on the transformer layers of a ViT backbone")
+        return x
+
+    def adapt_across_input(self, module, x):
+        x = self._check(x, "{in1}")
+        prompts = self.prompts.expand(x.shape[0], -1, -1).to(x.dtype)
+        return torch.cat([x[:, :self.after], prompts, x[:, self.after:]], dim=1)
+
+    def adapt_across_output(self, module, x, carried):
+        x = self._check(x, "{out1}")
+        return torch.cat([x[:, :self.after], x[:, self.after + self.tokens:]], dim=1)
+
+
+@_builtin
 class LinearProbe(Addin):
     """Linear probing: its module (e.g. ``backbone``) is frozen, the rest (neck, head) trains.
     No parameters of its own. Line: ``(LinearProbe): ...->(backbone)->...``."""
@@ -384,8 +440,14 @@ def _across_hooks(addin: Addin, inp, out, modules: dict):
     """Hooks carrying ``adapt_across_input`` of point ``inp`` to ``adapt_across_output`` at ``out``."""
     state: dict[str, Any] = {}
 
+    replaces = getattr(addin, "replaces", False)
+
     def take(x, mod):
-        state["carried"] = addin.adapt_across_input(mod, x)
+        value = addin.adapt_across_input(mod, x)
+        if replaces:  # the add-in changes the tensor at {inN} and undoes it at {outN} (VPT)
+            state["carried"] = None
+            return value
+        state["carried"] = value
 
     def give(x, mod):
         if "carried" not in state:
@@ -397,13 +459,13 @@ def _across_hooks(addin: Addin, inp, out, modules: dict):
     for point, act in ((inp, take), (out, give)):
         module = modules[point.path]
         if point.side == "input":
-            def pre(mod, inputs, act=act):
+            def pre(mod, inputs, act=act, point=point):
                 x = _tensor(inputs, point.path, type(addin).__name__)
                 y = act(x, mod)
                 return None if y is None else (y, *inputs[1:])
             handles.append(module.register_forward_pre_hook(pre))
         else:
-            def post(mod, inputs, outputs, act=act):
+            def post(mod, inputs, outputs, act=act, point=point):
                 y = act(_tensor(outputs, point.path, type(addin).__name__), mod)
                 return y
             handles.append(module.register_forward_hook(post))
