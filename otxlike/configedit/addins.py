@@ -82,7 +82,7 @@ def list_addins(ws: Workspace | None = None) -> list[AddinInfo]:
         params = inspect.signature(cls.__init__).parameters
         args = tuple(f"{n}={p.default!r}" if p.default is not p.empty else n
                      for n, p in params.items() if n not in FILLED and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-        doc = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
+        doc = getattr(cls, "summary", None) or (inspect.getdoc(cls) or "").split("\n")[0]
         infos.append(AddinInfo(name, offered(cls), args, tuple(k.__name__ for k in (cls.fits or ())), doc,
                                not is_builtin(name)))
     return infos

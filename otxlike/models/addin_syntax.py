@@ -114,18 +114,17 @@ class AddinLine:
         if self.args:
             args = "(" + ", ".join(f"{k}={v!r}" for k, v in self.args.items()) + ")"
         head = f"({self.name}{args}{'.' + self.method if self.method else ''}):"
-        items = []
         chain = sorted([(self._order[i], _item(p)) for i, p in enumerate(self.points)]
                        + [(self._order[len(self.points) + i], f"({m})") for i, m in enumerate(self.modules)])
         # items sharing a module (a pair's {in1} and {out1} on one module) are merged
-        for _, item in chain:
-            items.append(item)
-        return head + " ...->" + "->...->".join(_merge(items)) + "->..."
+        return head + " ...->" + "->...->".join(_merge([item for _, item in chain])) + "->..."
 
     @property
     def _order(self) -> list[int]:
+        """Chain position of each point, then of each untagged module (the order of the line)."""
         return list(self._positions) if self._positions else list(range(len(self.points) + len(self.modules)))
 
+    #: Chain positions as parsed (see ``_order``); empty for a line built in code: points first.
     _positions: tuple[int, ...] = ()
 
 
@@ -252,7 +251,10 @@ def parse_line(line: str) -> AddinLine:
     scan.skip_spaces()
     scan.expect("(", "to open the add-in's name")
     name = scan.name("the add-in's class name")
-    args = _parse_args(scan) if scan.peek("(") and (scan.expect("(") is None) else {}
+    args = {}
+    if scan.peek("("):
+        scan.i += 1
+        args = _parse_args(scan)
     method = None
     if scan.peek("."):
         scan.i += 1

@@ -135,6 +135,8 @@ class Addin(nn.Module):
     fits: tuple[type, ...] | None = None
     #: The entry functions it offers (``otxlike find --addins``).
     methods: tuple[str, ...] = ()
+    #: One line for ``otxlike find --addins`` (default: the docstring's first line).
+    summary: str | None = None
 
     def __init__(self, module: nn.Module | None = None) -> None:
         super().__init__()
@@ -172,6 +174,8 @@ class LoRA(Addin):
         alpha: Scaling numerator (default ``r``, scaling 1: peft's defaults r=8, lora_alpha=8).
         dropout: Dropout probability on the input of A.
     """
+
+    summary = "low-rank update (alpha / r) B A of the layer (Hu et al. 2021)"
 
     fits = (nn.Linear, nn.Conv2d)
     methods = ("adapt_output",)
@@ -268,6 +272,8 @@ class Adapter(_ChannelAddin):
         channels: C, when it cannot be read from the module.
     """
 
+    summary = "bottleneck x + up(relu(down(x))) (Houlsby et al. 2019)"
+
     def __init__(self, module, dim: int = 8, scale: float = 1.0, channels: int | None = None,
                  out_module=None, side: str = "output", out_side: str = "input") -> None:
         super().__init__(module, side, channels, out_module, out_side)
@@ -297,6 +303,8 @@ class SSF(_ChannelAddin):
 
     Parameters: ``2 * C``.
     """
+
+    summary = "per-channel scale and shift (Lian et al. 2022)"
 
     def __init__(self, module, channels: int | None = None, out_module=None, side: str = "output",
                  out_side: str = "input") -> None:
@@ -331,6 +339,8 @@ class VPT(Addin):
         after: Tokens kept in front of the prompts (1: the class token; 0 without one).
         channels: C, when it cannot be read from the module.
     """
+
+    summary = "prompt tokens through a ViT's layers (Jia et al. 2022)"
 
     methods = ("adapt_across_input",)
     replaces = True
@@ -370,11 +380,15 @@ class LinearProbe(Addin):
     """Linear probing: its module (e.g. ``backbone``) is frozen, the rest (neck, head) trains.
     No parameters of its own. Line: ``(LinearProbe): ...->(backbone)->...``."""
 
+    summary = "the module is frozen; neck and head train"
+
 
 @_builtin
 class BitFit(Addin):
     """BitFit (Ben Zaken et al. 2022, arXiv:2106.10199): of its module only the bias terms train
     (convolution, linear and norm biases). Line: ``(BitFit): ...->(backbone)->...``."""
+
+    summary = "only the module's biases train (Ben Zaken et al. 2022)"
 
     def reopen(self, module):
         return [p for n, p in module.named_parameters() if n.rsplit(".", 1)[-1] == "bias"]
@@ -389,6 +403,8 @@ class PartialK(Addin):
     Args:
         k: How many of the last children train (>= 1).
     """
+
+    summary = "only the last k children of the module train"
 
     def __init__(self, module=None, k: int = 1) -> None:
         super().__init__()
