@@ -7,7 +7,7 @@ layers are described in ``docs/architecture.md``.
 
 __version__ = "0.1.0"
 
-__all__ = ["TASKS", "SequentialBackbone", "register_backbone", "register_head"]
+__all__ = ["TASKS", "Addin", "SequentialBackbone", "register_addin", "register_backbone", "register_head"]
 
 
 def __getattr__(name: str):
@@ -20,6 +20,10 @@ def __getattr__(name: str):
         from otxlike.models import custom
 
         return getattr(custom, name)
+    if name in ("Addin", "register_addin"):
+        from otxlike.models import addins
+
+        return getattr(addins, name)
     if name == "SequentialBackbone":
         from otxlike.models.custom_backbone import SequentialBackbone
 

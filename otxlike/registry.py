@@ -15,7 +15,8 @@ MODELS = Registry(
     parent=MMENGINE_MODELS,
     scope="otxlike",
     locations=["otxlike.models.torchvision_backbone", "otxlike.models.timm_backbone",
-               "otxlike.models.custom_backbone", "otxlike.models.necks"],
+               "otxlike.models.custom_backbone", "otxlike.models.necks",
+               "otxlike.models.addins"],
 )
 
 OPTIM_WRAPPERS = Registry(

@@ -138,11 +138,16 @@ def validate_model_text(ws: Workspace, text: str, input_size: int, subject: str 
         raise OtxlikeError(f"the rewritten model.py does not load: {exc}") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
+    from otxlike.models.addins import with_addins_cfg
+
     try:
+        with_addins_cfg(cfg)
         with DefaultScope.overwrite_default_scope(config_scope(cfg)):
             model = MODELS.build(cfg.model)
             model.eval()  # not chained: some modules' train() returns None
             dry_run(model, ws.task_spec.dry_run, input_size)
+    except OtxlikeError:
+        raise  # add-ins say what is wrong themselves (a module path, a kind, a shape)
     except Exception as exc:
         raise OtxlikeError(
             f"the model with the new {subject} does not run: {type(exc).__name__}: {exc}",

@@ -173,6 +173,42 @@ class ConfigSource:
         line = f"{name} = {format_value(value)}"
         self._edits.append((at, at, f"\n{line}" if anchor is not None else f"{line}\n"))
 
+    def set_top_list(self, name: str, items: list[str], comment: str, after: str = "model") -> None:
+        """Set the top-level ``name`` to a list of strings written one per line (a list users read and
+        edit, such as ``addins``): replace the value of an existing assignment, or add
+        ``comment`` + the assignment after the statement assigning ``after`` (at the end when none).
+        """
+        value = "[\n" + "".join(f"{INDENT}{item!r},\n" for item in items) + "]"
+        stmt = self._top_level(name)
+        if stmt is not None:
+            start, end = self._span(stmt.value)
+            self._edits.append((start, end, value))
+            return
+        anchor = self._top_level(after)
+        at = self._span(anchor)[1] if anchor is not None else len(self.text)
+        self._edits.append((at, at, f"\n\n{comment}\n{name} = {value}"))
+
+    def remove_top(self, name: str, comment_prefix: str | None = None) -> bool:
+        """Remove the top-level assignment of ``name`` (its whole lines), with the comment line right
+        above it when that starts with ``comment_prefix``, and one blank line before them.
+
+        Returns:
+            Whether there was one.
+        """
+        stmt = self._top_level(name)
+        if stmt is None:
+            return False
+        first, last = stmt.lineno, stmt.end_lineno
+        lines = self.text.splitlines(keepends=True)
+        if comment_prefix and first > 1 and lines[first - 2].startswith(comment_prefix):
+            first -= 1
+        if first > 1 and not lines[first - 2].strip():
+            first -= 1
+        start = self._line_starts[first - 1]
+        end = self._line_starts[min(last, len(lines))]
+        self._edits.append((start, end, ""))
+        return True
+
     def result(self) -> str:
         """The text with every pending edit applied.
 

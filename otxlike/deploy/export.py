@@ -67,12 +67,14 @@ def checkpoint_graph(ws: Workspace, checkpoint: Path | None, input_size: tuple[i
 
     from otxlike.deploy.graphs import build_graph
     from otxlike.engine.checkpoints import load_model
+    from otxlike.models.addins import merge_lora
     from otxlike.workspace.runs import pick_checkpoint
 
     checkpoint = pick_checkpoint(ws, checkpoint)
     cfg = ws.config()
     size = _input_size(cfg, input_size)
     model = load_model(checkpoint, cfg)
+    merge_lora(model)  # LoRA folded into its base layers: the graph has no LoRA branch (docs/addins.md)
     classes = _classes(model, ws)
     try:
         graph = build_graph(model, ws.task, size)

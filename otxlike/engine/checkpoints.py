@@ -104,8 +104,10 @@ def _build_checked(checkpoint: Path, cfg):
     tensors = state.get("state_dict", state) if isinstance(state, dict) else None
     if not isinstance(tensors, dict):
         raise OtxlikeError(f"checkpoint {checkpoint} holds no state dict", "use a checkpoint written by 'otxlike train'")
+    from otxlike.models.addins import with_addins_cfg
     from otxlike.workspace.workspace import config_scope
 
+    with_addins_cfg(cfg)  # a PEFT checkpoint is the whole model with its add-ins (docs/addins.md)
     with DefaultScope.overwrite_default_scope(config_scope(cfg)):
         model = MODELS.build(cfg.model)
     own = model.state_dict()

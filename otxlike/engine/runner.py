@@ -38,15 +38,23 @@ def make_runner(cfg, verbose: bool):
     """Build the Runner; mmengine's console log is limited to errors unless ``verbose``.
 
     The Runner logs its environment and config at construction, so the level is raised for that,
-    then its log file (``<run_dir>/<time>/<time>.log``) is set back to INFO.
+    then its log file (``<run_dir>/<time>/<time>.log``) is set back to INFO. A config with add-ins
+    (model.py's ``addins``) has its model wrapped in ``otxlike.WithAddins`` first
+    (:func:`otxlike.models.addins.with_addins_cfg`), so the Runner builds the model with its add-ins
+    and freezing before it builds the optimizer.
     """
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
+    from otxlike.models.addins import with_addins_cfg
+
+    with_addins_cfg(cfg)
     if not verbose:
         cfg.log_level = "ERROR"
     try:
         runner = Runner.from_cfg(cfg)
+    except OtxlikeError:
+        raise
     except Exception as exc:
         raise OtxlikeError(f"mmengine could not set up the run: {type(exc).__name__}: {exc}",
                            "check model.py and data_pipeline.py") from exc

@@ -102,11 +102,12 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         used = {**effective(cfg, hp, device, weights), **origin, "skipped_images": checked.skipped,
                 **distribute(cfg, device)}
         overrides = hp.to_json()
-        if rank == 0:
-            atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
         if resume:
             cfg.resume, cfg.load_from = True, None  # mmengine finds <work_dir>/last_checkpoint
         runner = make_runner(cfg, verbose)
+        used["params"] = param_counts(runner.model)
+        if rank == 0:
+            atomic_write_text(run_dir / "hparams.yaml", dump_yaml({**used, "overrides": overrides}))
     except BaseException:
         if own and not resume and rank == 0:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -136,6 +137,16 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         point_latest(ws, run_dir)
         ws.record("train", {"run": run_dir.name, "metrics": metrics, "hparams": used})
     return RunResult(run_dir, checkpoint, metrics, time.perf_counter() - start, tuple(weights), curves)
+
+
+def param_counts(model) -> dict:
+    """``{'trainable': n, 'total': n, 'percent': p}`` of a built model (numbers of scalars; the model
+    under a DDP wrapper is counted). With add-ins (docs/addins.md) only they and what they leave
+    unfrozen are trainable."""
+    from otxlike.models.addins import count_params
+
+    trainable, total = count_params(getattr(model, "module", model))
+    return {"trainable": trainable, "total": total, "percent": round(100.0 * trainable / max(total, 1), 5)}
 
 
 def failed(ws: Workspace, run_dir: Path, exc: BaseException, steps: int, metrics: dict, resume: bool,

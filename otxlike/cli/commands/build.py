@@ -32,6 +32,9 @@ def build(
                                                             "(see 'otxlike find --data-formats').")] = None,
     val_split: Annotated[Optional[float], typer.Option(help="Hold out this fraction of a dataset with no split "
                                                             "as val (seeded, stratified by class).")] = None,
+    addin: Annotated[Optional[list[str]], typer.Option(help="Add an add-in line to model.py (repeatable), e.g. "
+                                                        "'(LoRA.adapt_output): ...->(backbone.layer4.0.conv2){inout1}->...'; "
+                                                        "'none' removes them (docs/addins.md).")] = None,
     skip_bad_images: Annotated[bool, typer.Option("--skip-bad-images", help="Accept data with images that are missing "
                                                   "or do not decode (train leaves them out with the same flag).")] = False,
 ) -> None:
@@ -54,9 +57,11 @@ def build(
             if template is not None:
                 raise OtxlikeError("--template needs --task", "e.g. otxlike build --task classification --template ID")
             data_given = (data_root, train_data_roots, val_data_roots, data_format, val_split)
-            if backbone is None and head is None and weights is None and all(v is None for v in data_given):
+            if backbone is None and head is None and weights is None and addin is None \
+                    and all(v is None for v in data_given):
                 raise OtxlikeError("nothing to build", "give --task to make a workspace, or --backbone / --head / "
-                                   "--weights / --data-root / --train-data-roots / --val-data-roots inside one")
+                                   "--weights / --addin / --data-root / --train-data-roots / --val-data-roots "
+                                   "inside one")
             ws = Workspace.load(workspace)
             if any(v is not None for v in data_given):
                 files, plan = data.set_data(ws, data_root=data_root, train_root=train_data_roots,
@@ -75,6 +80,11 @@ def build(
             from otxlike.configedit.head import swap_head
 
             print_lines(out, head_lines(swap_head(ws, head)))
+        if addin is not None:
+            from otxlike.cli.render.lines import addin_lines
+            from otxlike.configedit.addins import set_addins
+
+            print_lines(out, addin_lines(set_addins(ws, addin)))
 
 
 def register(app: typer.Typer) -> None:

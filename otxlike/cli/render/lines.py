@@ -76,6 +76,26 @@ def head_lines(result) -> list[str]:
             f"num_classes {result.values['num_classes']})", *updated_lines(result.files, result.backup)]
 
 
+def addin_lines(result) -> list[str]:
+    """What ``build --addin`` did (a :class:`~otxlike.configedit.addins.AddinResult`)."""
+    from otxlike.cli.render.progress import params_line
+
+    if not result.lines:
+        lines = ["[*] Add-ins: none (model.py's addins list removed; every parameter trains)"]
+    else:
+        lines = [f"[*] Add-in: {line}" for line in result.added] or ["[*] Add-ins: already in model.py"]
+        lines.append(f"[*] model.py lists {len(result.lines)} add-in line{'s' * (len(result.lines) != 1)}")
+    percent = round(100.0 * result.trainable / max(result.total, 1), 5)
+    lines.append(params_line({"trainable": result.trainable, "total": result.total, "percent": percent}))
+    return lines + updated_lines(result.files, result.backup)
+
+
+def modules_lines(paths) -> list[str]:
+    """``otxlike find --modules``: one ``path  Type`` line per module, indented by depth."""
+    width = max((len(p) for p, _ in paths), default=0)
+    return [f"{p.ljust(width)}  {t}" for p, t in paths]
+
+
 def sample_lines(ds) -> list[str]:
     """What ``sample digits`` wrote (a ``SampleDataset`` or ``CanvasDataset``)."""
     from otxlike.data.digits import CanvasDataset

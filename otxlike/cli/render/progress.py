@@ -30,6 +30,8 @@ def train_progress(out):
             if "check" in tasks:
                 bar.remove_task(tasks.pop("check"))
             bar.console.print(hparams_line(p.hparams), highlight=False)
+            if p.hparams.get("params"):
+                bar.console.print(params_line(p.hparams["params"]), highlight=False)
             for line in weights_lines(p.hparams["weights"]):
                 bar.console.print(line, highlight=False)
             skipped = p.hparams.get("skipped_images") or []
@@ -54,6 +56,12 @@ def train_progress(out):
                    lr=f"{p.lr:.2e}" if p.lr is not None else "-")
 
     return bar, on_progress
+
+
+def params_line(params: dict) -> str:
+    """``[*] Trainable/total parameters: 0.03M / 11.19M (0.27%)`` (ZhiJian's line, issue 16)."""
+    return (f"[*] Trainable/total parameters: {params['trainable'] / 1e6:.2f}M / {params['total'] / 1e6:.2f}M "
+            f"({params['percent']:.4g}%)")
 
 
 def hparams_line(hp: dict) -> str:

@@ -13,6 +13,18 @@ def _short(task: str) -> str:
     return TASK_SPECS[task].short
 
 
+def addins_table(infos) -> Table:
+    """``otxlike find --addins``: one row per add-in (:class:`~otxlike.configedit.addins.AddinInfo`)."""
+    table = Table(title="Add-ins (docs/addins.md)", caption="A line: (Name(arg=value).entry_function): "
+                  "...->(module.path){inout1}->...  ('otxlike find --modules' lists the paths)")
+    for column in ("Name", "Entry functions", "Arguments", "Fits", "What it does"):
+        table.add_column(column)
+    for a in infos:
+        table.add_row(a.name + (" (custom)" if a.custom else ""), ", ".join(a.methods) or "(whole module)",
+                      ", ".join(a.args) or "-", ", ".join(a.fits) or "any", a.summary)
+    return table
+
+
 def render_find(view) -> list:
     """Renderables of one view of :func:`otxlike.find.find`, in order."""
     if isinstance(view, TemplatesView):
