@@ -183,6 +183,12 @@ def test_folder_options_under_a_file(cli, tmp_path, digits):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"] and afile.read_text() == "notes\n"
 
 
+def test_an_error_line_keeps_square_brackets(cli, workspace):
+    """Error lines are printed as text, not rich markup: ``[SGD]`` of the user's input stays."""
+    result = cli("train", "-w", workspace.root, "--optimizer", "[SGD]")
+    assert result.exit_code == 2 and "unknown --optimizer '[SGD]'" in result.output, result.output
+
+
 @pytest.mark.parametrize("file, old, new, message", [
     ("model.py", "model = dict(", "my_model = dict(", "defines no model = dict(type=...)"),
     ("data_pipeline.py", "input_size = 32", "input_size = 'abc'", "input_size = 'abc'"),

@@ -39,6 +39,7 @@ def errors():
     """Map errors to one line and an exit code (2 for user errors); --debug adds the traceback
     (and re-raises errors that are not the user's)."""
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(file=sys.stderr, soft_wrap=True)
     try:
@@ -50,7 +51,7 @@ def errors():
             import traceback
 
             traceback.print_exc(file=sys.stderr)
-        err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False)
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
@@ -59,10 +60,10 @@ def errors():
             raise
         if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
             where = f" {exc.filename}" if exc.filename else ""
-            err.print(f"[bold red]error:[/] cannot use{where}: {exc.strerror} (free space or fix the permissions, "
+            err.print(f"[bold red]error:[/] cannot use{escape(where)}: {escape(str(exc.strerror))} (free space or fix the permissions, "
                       "then run the command again)", highlight=False)
             raise typer.Exit(2) from None
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {one_line(exc)} (this may be a bug of otxlike: "
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(one_line(exc))} (this may be a bug of otxlike: "
                   "please report it with the output of --debug)",
                   highlight=False)
         raise typer.Exit(1) from None
