@@ -184,9 +184,9 @@ def test_folder_options_under_a_file(cli, tmp_path, digits):
 
 
 def test_an_error_line_keeps_square_brackets(cli, workspace):
-    """Error lines are printed as text, not rich markup: ``[SGD]`` of the user's input stays."""
-    result = cli("train", "-w", workspace.root, "--optimizer", "[SGD]")
-    assert result.exit_code == 2 and "unknown --optimizer '[SGD]'" in result.output, result.output
+    """Error lines are printed as text, not rich markup: ``[sgd]`` of the user's input stays."""
+    result = cli("train", "-w", workspace.root, "--optimizer", "[sgd]")
+    assert result.exit_code == 2 and "unknown --optimizer '[sgd]'" in result.output, result.output
 
 
 @pytest.mark.parametrize("file, old, new, message", [
