@@ -26,8 +26,10 @@ $(UV):
 test:
 	$(PY) -m pytest -m "not slow" -q
 
+# CI's slow suite samples: `exhaustive` tests (more formats, the demo-scale accuracy, a heavier
+# backbone) run with make test-all only.
 test-slow:
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m "slow and not exhaustive" -q
 
 test-all:
 	$(PY) -m pytest -q

@@ -132,6 +132,7 @@ def test_entry_point_backbone_trains(plugin, workspace, cli):
 
 
 @pytest.mark.slow
+@pytest.mark.exhaustive
 def test_entry_point_backbone_trains_in_detection(plugin, tmp_path, canvases):
     ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
                                          val_root=canvases.val_root).root)

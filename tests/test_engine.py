@@ -92,6 +92,7 @@ def test_swap_train_eval_torchvision(workspace, digits):
 
 
 @pytest.mark.slow
+@pytest.mark.exhaustive
 def test_demo_scale_mmdet_regnet_learns(tmp_path):
     """The demo's swap on the full digits split: RegNet from mmdet reaches >= 90 % top-1 in 3 epochs."""
     from otxlike.configedit.data import create_workspace
