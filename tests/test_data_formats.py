@@ -283,11 +283,11 @@ WRITTEN = {  # format -> (task, how the test data are written, the folder given 
 }
 
 
-@pytest.mark.slow
 #: CI trains one format per task family (and the --val-split path); make test-all trains them all.
 SAMPLED = ("imagenet --val-split", "coco", "yolo polygons", "voc-seg")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [f if f in SAMPLED else pytest.param(f, marks=pytest.mark.exhaustive) for f in WRITTEN])
 def test_each_format_trains_one_epoch_and_evaluates(tmp_path, digits, canvases, fmt):
     """(The 'coco' own layout and 'mmseg' are what the templates' own tests train.) Training reads
