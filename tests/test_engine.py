@@ -206,7 +206,7 @@ def test_a_failing_run_leaves_nothing_or_a_run_marked_failed(cli, workspace, whe
 
 
 @pytest.mark.parametrize("old, new, message", [
-    ("dict(type='PackInputs')", "dict(type='PackInput')", "pipeline[2]: transform type 'PackInput' is not registered in mmpretrain (did you mean PackInputs"),
+    ("dict(type='PackInputs')", "dict(type='PackInput')", "pipeline[3]: transform type 'PackInput' is not registered in mmpretrain (did you mean PackInputs"),
     ("dict(type='Accuracy'", "dict(type='Acuracy'", "val_evaluator: metric type 'Acuracy' is not registered in mmpretrain (did you mean Accuracy"),
     ("dict(type='CustomDataset'", "dict(type='CustomDataSet'", "dataset type 'CustomDataSet' is not registered"),
 ])

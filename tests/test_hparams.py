@@ -213,8 +213,9 @@ def test_custom_optimizer_schedule_loss_and_metric_from_the_workspace(tiny):
     manifest = tiny.root / "workspace.yaml"
     manifest.write_text(manifest.read_text() + "custom_modules: [custom_training.py]\n")
     model = tiny.model_py.read_text()
-    model = model.replace("loss=dict(type='CrossEntropyLoss', loss_weight=1.0)",
-                          "loss=dict(type='SmoothedCrossEntropy', smoothing=0.1)")
+    loss = "loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, loss_weight=1.0)"
+    assert loss in model
+    model = model.replace(loss, "loss=dict(type='SmoothedCrossEntropy', smoothing=0.1)")
     start = model.index("param_scheduler = [")
     model = model[:start] + "param_scheduler = [dict(type='HalvingLR', by_epoch=True)]\n" + \
         model[model.index("]\n", start) + 2:]

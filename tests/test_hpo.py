@@ -77,8 +77,8 @@ def test_search_space_checked_against_the_workspace_before_any_trial(cli, worksp
 def _one_epoch(ws) -> None:
     """1 epoch per trial: model.py's max_epochs (the baseline trains model.py as it is)."""
     text = ws.model_py.read_text()
-    assert "max_epochs = 5" in text
-    ws.model_py.write_text(text.replace("max_epochs = 5", "max_epochs = 1"))
+    assert "max_epochs = 15" in text
+    ws.model_py.write_text(text.replace("max_epochs = 15", "max_epochs = 1"))
 
 
 @pytest.mark.slow

@@ -5,6 +5,9 @@ input_size = 32  # pixels (square); also the size `otxlike build --backbone` che
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(input_size, input_size)),
+    # Shifts of up to 4 pixels (black border), as mmpretrain's CIFAR recipe
+    # (configs/_base_/datasets/cifar10_bs16.py). No flip: a mirrored digit is another glyph.
+    dict(type='RandomCrop', crop_size=input_size, padding=4),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
