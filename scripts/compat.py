@@ -13,6 +13,7 @@ both files.
     python scripts/compat.py                      # everything verified (hours on 2 cores)
     python scripts/compat.py --library mmdet --task detection --jobs 2
     nice -n 19 python scripts/compat.py --tier fits --timeout 120   # every backbone, fits
+    python scripts/compat.py --library timm --library mmpretrain --stratified 1   # verified: a sample of what fits
     python scripts/compat.py --render-only        # rebuild the matrix and docs from the results
 
 A check that runs past ``--timeout`` seconds, or kills its worker, is recorded as a failure.
@@ -156,8 +157,35 @@ def _read_results(path: Path = RESULTS) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def stratified(backbones: list[str], tasks: list[str], per_family: int = 1) -> list[tuple[str, str]]:
+    """The (backbone, task) pairs a ``--stratified`` verified run checks: those that fit (in
+    ``fits.jsonl``) and were not checked end to end, timm's thinned to ``per_family`` per model
+    family (the module of ``timm.models`` that defines it: ``resnet``, ``convnext``, ...; the
+    first names in timm's order, models with a word of :data:`BIG` last)."""
+    import timm
+
+    fits = {}
+    for r in _read_results(FITS_RESULTS):
+        fits[r["backbone"]] = r["tasks"]
+    verified = {(r["backbone"], r["task"]) for r in _read_results() if r["kind"] == "check"}
+    family = {f"timm.{m}": mod for mod in timm.list_modules() for m in timm.list_models(module=mod)}
+    pairs, taken = [], Counter()
+    for task in tasks:
+        for name in sorted(backbones, key=_big_last):
+            if (name, task) in verified or not fits.get(name, {}).get(task, {}).get("ok"):
+                continue
+            if name in family:
+                if taken[(family[name], task)] >= per_family:
+                    continue
+                taken[(family[name], task)] += 1
+            pairs.append((name, task))
+    return pairs
+
+
 def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names: list[str] | None,
-        redo: bool = False, memory_gb: float | None = None) -> None:
+        redo: bool = False, memory_gb: float | None = None, per_family: int | None = None) -> None:
+    """The verified tier: a probe per backbone and a check per (backbone, task) pair not done yet;
+    with ``per_family``, only the pairs of :func:`stratified`."""
     from otxlike.catalog.index import indexed_backbones
     from otxlike.catalog.lookup import provider
 
@@ -166,18 +194,20 @@ def run(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names
     backbones = [s.name for lib in libraries for s in indexed_backbones(provider(lib))[0]]
     if names:
         backbones = [b for b in backbones if b in names]
+    pairs = stratified(backbones, tasks, per_family) if per_family else [(b, t) for b in backbones for t in tasks]
+    backbones = list(dict.fromkeys(b for b, _ in pairs))
     from otxlike.compat.verify import sample_data
 
     root = Path(tempfile.mkdtemp(prefix="otxlike-compat-"))
     for task in tasks:  # made once here: workers running at the same time would race to make it
         sample_data(task, root)
     todo = [("probe", b, None, str(root)) for b in backbones if ("probe", b, None) not in done]
-    todo += [("check", b, t, str(root)) for b in backbones for t in tasks if ("check", b, t) not in done]
+    todo += [("check", b, t, str(root)) for b, t in pairs if ("check", b, t) not in done]
     _run_jobs(todo, len(done), RESULTS, jobs, timeout, memory_gb=memory_gb)
 
 
 def run_fits(libraries: list[str], tasks: list[str], jobs: int, timeout: float, names: list[str] | None,
-             redo: bool = False, memory_gb: float | None = None) -> None:
+             redo: bool = False, memory_gb: float | None = None, per_family: int | None = None) -> None:
     """The fits tier: one job per backbone, checked on every task of ``tasks`` at once."""
     import torch
 
@@ -185,7 +215,8 @@ def run_fits(libraries: list[str], tasks: list[str], jobs: int, timeout: float, 
     from otxlike.catalog.lookup import provider
     from otxlike.compat.fits import task_context
 
-    done = {r["backbone"] for r in _read_results(FITS_RESULTS) if not (redo and names and r["backbone"] in names)}
+    done = {r["backbone"] for r in _read_results(FITS_RESULTS) if not (redo and names and r["backbone"] in names)
+            and not _inconclusive(r)}  # a check that timed out or ran out of memory is tried again
     backbones = [s.name for lib in libraries for s in indexed_backbones(provider(lib))[0]]
     if names:
         backbones = [b for b in backbones if b in names]
@@ -200,6 +231,13 @@ def run_fits(libraries: list[str], tasks: list[str], jobs: int, timeout: float, 
 #: checked last, so that an interrupted run has checked the many small ones first.
 BIG = ("large", "huge", "giant", "gigantic", "enormous", "xxlarge", "so400m", "so150m", "_1b", "_3b", "_7b", "_6b",
        "448", "518", "560", "384")
+
+
+def _inconclusive(result: dict) -> bool:
+    """A fits result that says nothing about the backbone: its check timed out, crashed its worker
+    or hit the worker's memory limit (on a busy machine; a later run tries it again)."""
+    reasons = [v["reason"] or "" for v in result["tasks"].values()]
+    return any(w in r for r in reasons for w in ("timed out after", "crashed its process", "can't allocate memory"))
 
 
 def _big_last(name: str) -> int:
@@ -249,6 +287,8 @@ def build_matrix(results: list[dict], fits: list[dict] = ()) -> dict:
         else:
             entry["tasks"][r["task"]] = {"ok": r["ok"], "reason": r["reason"], "seconds": r["seconds"]}
     for r in fits:
+        if _inconclusive(r):  # no verdict: not checked
+            continue
         entry = backbones.setdefault(r["backbone"], {"strides": None, "tasks": {}, "fits": {}})
         entry["fits"].update({t: {"ok": v["ok"], "reason": v["reason"]} for t, v in r["tasks"].items()})
         if entry["strides"] is None and r.get("strides"):
@@ -397,12 +437,14 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, help="memory limit of each worker (RLIMIT_DATA); default none")
     parser.add_argument("--tier", choices=("verified", "fits"), default="verified",
                         help="verified: swap, train, eval per pair; fits: build, one forward, strides per backbone")
+    parser.add_argument("--stratified", type=int, metavar="N", help="verified tier: only pairs that fit and were not "
+                        "checked end to end, timm's thinned to N per model family")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     if not args.render_only:
         check = run_fits if args.tier == "fits" else run
         check(args.library or list(PROVIDERS), args.task or list(TASKS), args.jobs, args.timeout, args.backbone,
-              args.redo, args.memory_gb)
+              args.redo, args.memory_gb, args.stratified)
     from otxlike.catalog.index import indexed_backbones
     from otxlike.catalog.lookup import provider
 
