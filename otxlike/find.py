@@ -4,9 +4,12 @@
 :class:`BackboneList`, :class:`BackboneDetail`); the CLI renders each as a table, and each
 gives its part of the ``--json`` document (``docs/json.md``) through ``to_json()``.
 
-A backbone is listed for a task when it passed the end-to-end check of
-:mod:`otxlike.compat.verify` (swap, train, eval) recorded in the shipped compatibility matrix
-(``make compat``). Reading the matrix and the backbone index imports no library.
+A backbone is listed for a task when the shipped compatibility matrix (``make compat``,
+:mod:`otxlike.compat.matrix`) says it is *verified* for it (swap, train, eval:
+:mod:`otxlike.compat.verify`) or, not checked end to end, that it *fits* (built with the values
+``build --backbone`` writes, one forward at the template's input size, strides and channels the
+template's neck/heads take: :mod:`otxlike.compat.fits`); ``verified_only`` keeps the former.
+Reading the matrix and the backbone index imports no library.
 """
 
 from __future__ import annotations
@@ -78,13 +81,20 @@ class Listed:
 
     Attributes:
         spec: The backbone.
-        tasks: Tasks it passed in the matrix, in :data:`otxlike.tasks.TASKS` order.
-        failures: ``{task: one-line reason}`` for the tasks it failed.
+        tasks: Tasks it is verified for (swap, train, eval), in :data:`otxlike.tasks.TASKS` order.
+        failures: ``{task: one-line reason}`` for the tasks it failed (end to end, or the fits
+            check when not checked end to end: the reason then starts with ``fits:``).
+        fits: Tasks it fits but was not checked end to end for, in task order.
     """
 
     spec: BackboneSpec
     tasks: tuple[str, ...]
     failures: dict
+    fits: tuple[str, ...] = ()
+
+    def tier(self, task: str) -> str | None:
+        """``'verified'``, ``'fits'`` or None (failed or not checked) for ``task``."""
+        return "verified" if task in self.tasks else "fits" if task in self.fits else None
 
 
 @dataclass(frozen=True)
@@ -92,12 +102,16 @@ class BackboneList:
     """Backbones of some libraries with the tasks they passed.
 
     Attributes:
-        listed: The backbones shown (with ``task`` and not ``show_all``: only those that passed it).
+        listed: The backbones shown (with ``task`` and not ``show_all``: only those verified for
+            it or, unless ``verified_only``, fitting it).
         task: The task filtered by, or None.
         show_all: Whether failures are listed too.
         total: Backbones of the libraries.
         failed: Of them, those that failed ``task`` (0 without a task).
         unchecked: Of them, those never checked on ``task`` (0 without a task).
+        verified_only: Whether only backbones verified end to end are listed for ``task``.
+        verified: Of them, those verified for ``task`` (0 without a task).
+        fitting: Of them, those that fit ``task`` without being checked end to end (0 without a task).
     """
 
     listed: tuple[Listed, ...]
@@ -106,12 +120,16 @@ class BackboneList:
     total: int = 0
     failed: int = 0
     unchecked: int = 0
+    verified_only: bool = False
+    verified: int = 0
+    fitting: int = 0
 
     def to_json(self) -> dict:
         from otxlike.catalog.index import spec_to_json
 
         doc: dict = {"task": self.task} if self.task is not None else {}
-        doc["backbones"] = [{**spec_to_json(item.spec), "tasks": list(item.tasks), "failures": item.failures}
+        doc["backbones"] = [{**spec_to_json(item.spec), "tasks": list(item.tasks), "fits": list(item.fits),
+                             "failures": item.failures, **({"tier": item.tier(self.task)} if self.task else {})}
                             for item in self.listed]
         return doc
 
@@ -125,8 +143,10 @@ class BackboneDetail:
         shapes: Output shapes at ``input_size`` with default arguments, or None.
         reason: Why ``shapes`` is None (one line), else None.
         input_size: Side of the probe input, pixels.
-        tasks: Per task: ``'pass'``, the failure reason, or None (never checked).
+        tasks: Per task, the verified tier: ``'pass'``, the failure reason, or None (never checked
+            end to end).
         requested: The name as given, when it differs from ``spec.name`` (matched ignoring case).
+        tiers: Per task, :func:`otxlike.compat.matrix.task_tier`: ``(tier, reason)``.
     """
 
     spec: BackboneSpec
@@ -135,6 +155,7 @@ class BackboneDetail:
     input_size: int
     tasks: dict = field(default_factory=dict)
     requested: str | None = None
+    tiers: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         from otxlike.catalog.index import spec_to_json
@@ -142,7 +163,8 @@ class BackboneDetail:
         shapes = self.shapes
         outputs = [{"channels": c, "stride": s} for c, s in zip(shapes.channels, shapes.strides)] if shapes else None
         return {"backbone": spec_to_json(self.spec), "input_size": self.input_size, "outputs": outputs,
-                "error": self.reason, "tasks": dict(self.tasks)}
+                "error": self.reason, "tasks": dict(self.tasks),
+                "tiers": {t: tier for t, (tier, _) in self.tiers.items()}}
 
 
 def to_json(views) -> dict:
@@ -153,31 +175,37 @@ def to_json(views) -> dict:
     return doc
 
 
-def backbones_for(libraries: list[str], task: str | None = None, show_all: bool = False) -> BackboneList:
-    """The backbones of ``libraries`` (from the index) with their verified tasks.
+def backbones_for(libraries: list[str], task: str | None = None, show_all: bool = False,
+                  verified_only: bool = False) -> BackboneList:
+    """The backbones of ``libraries`` (from the index) with the tasks they are verified for or fit.
 
     Args:
         libraries: Provider names.
-        task: If given (and not ``show_all``), only backbones that passed this task.
+        task: If given (and not ``show_all``), only backbones verified for this task or fitting it.
         show_all: List every backbone, failures included.
+        verified_only: With ``task``, list only backbones verified end to end for it.
 
     Raises:
         OtxlikeError: If a library is unknown or not installed.
     """
     from otxlike.catalog.index import indexed_backbones
     from otxlike.catalog.lookup import provider
-    from otxlike.compat.matrix import load_matrix, task_status
+    from otxlike.compat.matrix import FITS, VERIFIED, load_matrix, task_tier
 
     matrix = load_matrix()
     listed = []
     for spec in (s for lib in libraries for s in indexed_backbones(provider(lib))[0]):
-        status = {t: task_status(spec.name, t, matrix) for t in TASKS}
-        listed.append(Listed(spec, tuple(t for t in TASKS if status[t] == "pass"),
-                             {t: r for t, r in status.items() if r not in (None, "pass")}))
+        status = {t: task_tier(spec.name, t, matrix) for t in TASKS}
+        listed.append(Listed(spec, tuple(t for t in TASKS if status[t][0] == VERIFIED),
+                             {t: reason for t, (_, reason) in status.items() if reason is not None},
+                             tuple(t for t in TASKS if status[t][0] == FITS)))
+    verified = sum(task in item.tasks for item in listed)
+    fitting = sum(task in item.fits for item in listed)
     failed = sum(task in item.failures for item in listed)
-    unchecked = sum(task is not None and task not in item.tasks and task not in item.failures for item in listed)
-    shown = listed if task is None or show_all else [item for item in listed if task in item.tasks]
-    return BackboneList(tuple(shown), task, show_all, len(listed), failed, unchecked)
+    unchecked = 0 if task is None else len(listed) - verified - fitting - failed
+    wanted = (VERIFIED,) if verified_only else (VERIFIED, FITS)
+    shown = listed if task is None or show_all else [item for item in listed if item.tier(task) in wanted]
+    return BackboneList(tuple(shown), task, show_all, len(listed), failed, unchecked, verified_only, verified, fitting)
 
 
 def describe_backbone(name: str, input_size: int = PROBE_SIZE) -> BackboneDetail:
@@ -192,12 +220,13 @@ def describe_backbone(name: str, input_size: int = PROBE_SIZE) -> BackboneDetail
     """
     from otxlike.catalog.lookup import get_backbone
     from otxlike.catalog.values import default_shapes
-    from otxlike.compat.matrix import task_status
+    from otxlike.compat.matrix import task_status, task_tier
 
     spec = get_backbone(name)
     shapes, reason = default_shapes(spec, input_size)
     return BackboneDetail(spec, shapes, reason, input_size, {t: task_status(spec.name, t) for t in TASKS},
-                          requested=name if name != spec.name else None)
+                          requested=name if name != spec.name else None,
+                          tiers={t: task_tier(spec.name, t) for t in TASKS})
 
 
 def expand_libraries(names: list[str]) -> list[str]:
@@ -225,20 +254,22 @@ def load_workspace_code(workspace: Path | None) -> None:
 
 
 def find(backbones: list[str] | None = None, task: str | None = None, show_all: bool = False,
-         template: bool = False, workspace: Path | None = None, formats: bool = False) -> tuple:
+         template: bool = False, workspace: Path | None = None, formats: bool = False,
+         verified_only: bool = False) -> tuple:
     """What ``otxlike find`` shows, as views.
 
     Args:
         backbones: ``--backbone`` values: library names (comma-separated or repeated, ``all``) or
             one full backbone name for the detail view.
-        task: Only backbones verified for this task (of every library when ``backbones`` names
-            none; with ``template``, the templates of this task).
+        task: Only backbones verified for this task or fitting it (of every library when
+            ``backbones`` names none; with ``template``, the templates of this task).
         show_all: List failures too, with their reasons (every library when ``backbones`` names
             none).
         template: Show the template table.
         workspace: Workspace whose custom backbones ``custom`` lists (default: the current folder
             if it is one).
         formats: Show the data formats (of ``task``, if given) instead.
+        verified_only: With ``task``, only backbones verified end to end (``--verified``).
 
     Returns:
         ``(DataFormatsView,)`` with ``formats``; ``(BackboneDetail,)`` for one full name; else ``TemplatesView`` (when ``template`` or no
@@ -252,6 +283,8 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
 
     if task is not None:
         get_task(task)
+    if verified_only and task is None:
+        raise OtxlikeError("--verified needs --task", "e.g. otxlike find --task detection --verified")
     if formats:
         if backbones or template or show_all:
             raise OtxlikeError("--data-formats cannot be combined with --backbone / --template / --all",
@@ -272,6 +305,6 @@ def find(backbones: list[str] | None = None, task: str | None = None, show_all: 
         views.append(TemplatesView(tuple(list_templates(task)), tuple(PROVIDERS),
                                    suggest_libraries=not template and not names))
     if names:
-        views.append(backbones_for(names, task, show_all))
+        views.append(backbones_for(names, task, show_all, verified_only))
     return tuple(views)
 

@@ -53,10 +53,10 @@ def test_find_task_lists_only_what_passed_and_all_shows_the_reasons(cli):
     passed, failed = _shipped("detection")
     mmdet_passed = [n for n in passed if n.startswith("mmdet.")]
     mmdet_failed = [n for n in failed if n.startswith("mmdet.")]
-    doc = json.loads(cli("find", "--backbone", "mmdet", "--task", "detection", "--json").output)
+    doc = json.loads(cli("find", "--backbone", "mmdet", "--task", "detection", "--verified", "--json").output)
     assert doc["task"] == "detection"
     assert sorted(b["name"] for b in doc["backbones"]) == sorted(mmdet_passed)
-    assert all("detection" in b["tasks"] for b in doc["backbones"])
+    assert all("detection" in b["tasks"] and b["tier"] == "verified" for b in doc["backbones"])
 
     table = cli("find", "--backbone", "mmdet", "--task", "detection", "--all")
     assert table.exit_code == 0, table.output
@@ -76,9 +76,10 @@ def test_warm_find_task_imports_no_library(cli):
 
 
 def test_find_task_without_a_library_lists_every_library(cli):
-    """docs/compatibility.md: `otxlike find --task TASK` lists the backbones that passed."""
+    """docs/compatibility.md: `otxlike find --task TASK` lists the backbones verified for it or that fit it."""
     doc = json.loads(cli("find", "--task", "detection", "--json").output)
     assert "templates" not in doc and doc["task"] == "detection"
     libraries = {b["library"] for b in doc["backbones"]}
     assert {"mmdet", "mmseg", "torchvision"} <= libraries
-    assert all("detection" in b["tasks"] for b in doc["backbones"])
+    assert all(("detection" in b["tasks"]) if b["tier"] == "verified" else
+               (b["tier"] == "fits" and "detection" in b["fits"]) for b in doc["backbones"])

@@ -46,7 +46,7 @@ def _swap_squeezenet(workspace, cli) -> Workspace:
     listed = cli("find", "--backbone", "custom", "--workspace", ws.root)
     assert listed.exit_code == 0, listed.output
     assert "custom.squeezenet1_0" in listed.output and "custom.squeezenet1_1" in listed.output
-    assert "0 of 2 were checked in the compatibility matrix; an empty Tasks column means not checked" \
+    assert "0 of 2 were checked in the compatibility matrix; empty Tasks and Fits columns mean not checked" \
         in " ".join(listed.output.split())
     result = swap_backbone(ws, "custom.squeezenet1_1")
     assert result.shapes.channels[-1] == 512

@@ -40,20 +40,38 @@ def infer_feature_shapes(backbone_cfg: dict, scope: str, input_size: int) -> Fea
         OtxlikeError: If the backbone cannot be built with these arguments, fails on the probe,
             or returns something other than 4-D feature maps.
     """
-    import torch
+    return measure_module(build_backbone(backbone_cfg, scope), backbone_cfg.get("type"), input_size)
+
+
+def build_backbone(backbone_cfg: dict, scope: str):
+    """The ``nn.Module`` of ``backbone_cfg`` built through mmengine's ``MODELS`` in ``scope``.
+
+    Raises:
+        OtxlikeError: If it cannot be built with these arguments.
+    """
     from mmengine.registry import MODELS, DefaultScope
 
-    name = backbone_cfg.get("type")
     try:
         with DefaultScope.overwrite_default_scope(scope):
-            module = MODELS.build(dict(backbone_cfg))
+            return MODELS.build(dict(backbone_cfg))
     except OtxlikeError:
         raise
     except Exception as exc:
         raise OtxlikeError(
-            f"could not build backbone {name}: {type(exc).__name__}: {exc}",
+            f"could not build backbone {backbone_cfg.get('type')}: {type(exc).__name__}: {exc}",
             "check its arguments in backbone.yaml",
         ) from exc
+
+
+def measure_module(module, name: str, input_size: int) -> FeatureShapes:
+    """Channels and strides of a built backbone from a (2, 3, input_size, input_size) zero batch
+    (eval mode, ``torch.no_grad()``, CPU); ``name`` is its type, for the messages.
+
+    Raises:
+        OtxlikeError: If it fails on the probe or returns something other than 4-D feature maps.
+    """
+    import torch
+
     module.eval()
     try:
         with torch.no_grad():

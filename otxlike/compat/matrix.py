@@ -1,19 +1,29 @@
-"""The compatibility matrix: which backbone passed which task end to end (read-only).
+"""The compatibility matrix: which backbone fits or passed which task (read-only).
 
-A backbone *passes* a task when it swaps into a fresh workspace of the task's default template,
-trains one epoch on tiny sample data and evaluates (:func:`otxlike.compat.verify.verify`).
-``make compat`` runs this check for every backbone of every library and task (``scripts/compat.py``); the result ships
-in the package as ``otxlike/compat/compat.json`` and is what ``otxlike find --task`` filters by.
+Two tiers of evidence, per backbone and task:
+
+- *verified*: the backbone swaps into a fresh workspace of the task's default template, trains
+  one epoch on tiny sample data and evaluates (:func:`otxlike.compat.verify.verify`; minutes);
+- *fits*: built with the values ``build --backbone`` writes, one forward at the template's input
+  size gives strides and channels the template's neck/heads take
+  (:func:`otxlike.compat.fits.check_fits`; seconds, run over every backbone of every library).
+
+``make compat`` runs the checks (``scripts/compat.py``); the result ships in the package as
+``otxlike/compat/compat.json`` and is what ``otxlike find --task`` lists by. A verified verdict,
+pass or fail, outranks a fits verdict (:func:`task_tier`).
 
 Matrix document (``compat.json``)::
 
-    {"format": 1, "versions": {"mmdet": "3.3.0", ...},
+    {"format": 2, "versions": {"mmdet": "3.3.0", ...},
      "backbones": {"mmdet.ResNet": {"strides": [4, 8, 16, 32],
-                                    "tasks": {"detection": {"ok": true, "reason": null, "seconds": 4.1}, ...}},
+                                    "tasks": {"detection": {"ok": true, "reason": null, "seconds": 4.1}, ...},
+                                    "fits": {"detection": {"ok": true, "reason": null}, ...}},
                    ...}}
 
-``strides`` are the output strides with default arguments at 128x128 (null when the backbone does
-not build with defaults). Reading the matrix imports no library.
+``tasks`` holds the verified verdicts, ``fits`` the fits verdicts (either may lack a task: not
+checked in that tier). ``strides`` are the output strides with default arguments at 128x128
+(null when the backbone does not build with defaults). Format 1 had no ``fits``. Reading the
+matrix imports no library.
 """
 
 from __future__ import annotations
@@ -26,7 +36,11 @@ from otxlike.errors import OtxlikeError
 from otxlike.stack import CORE, unique
 
 MATRIX_PATH = Path(__file__).with_name("compat.json")
-MATRIX_FORMAT = 1
+MATRIX_FORMAT = 2
+VERIFIED = "verified"
+FITS = "fits"
+#: The tiers, strongest evidence first.
+TIERS = (VERIFIED, FITS)
 
 
 def matrix_stack() -> tuple[str, ...]:
@@ -55,9 +69,28 @@ def load_matrix(path: Path = MATRIX_PATH) -> dict:
 
 
 def task_status(backbone: str, task: str, matrix: dict | None = None) -> str | None:
-    """``'pass'``, the one-line failure reason, or None if the pair was never checked."""
+    """The verified tier's verdict: ``'pass'``, the one-line failure reason, or None if the pair
+    was never checked end to end."""
     entry = (matrix or load_matrix())["backbones"].get(backbone, {}).get("tasks", {}).get(task)
     if entry is None:
         return None
     return "pass" if entry["ok"] else entry["reason"]
+
+
+def task_tier(backbone: str, task: str, matrix: dict | None = None) -> tuple[str | None, str | None]:
+    """``(tier, reason)`` of a backbone on a task, the strongest evidence first.
+
+    Returns:
+        ``('verified', None)`` if it passed end to end; ``(None, reason)`` if it failed end to
+        end; else ``('fits', None)`` if it fits; ``(None, 'fits: ' + reason)`` if it does not;
+        ``(None, None)`` if it was never checked.
+    """
+    entry = (matrix or load_matrix())["backbones"].get(backbone, {})
+    verified = entry.get("tasks", {}).get(task)
+    if verified is not None:
+        return (VERIFIED, None) if verified["ok"] else (None, verified["reason"])
+    fits = entry.get("fits", {}).get(task)
+    if fits is None:
+        return None, None
+    return (FITS, None) if fits["ok"] else (None, f"{FITS}: {fits['reason']}")
 

@@ -19,8 +19,10 @@ ORDER = 1
 def find(
     backbone: Annotated[Optional[list[str]], typer.Option(help=f"Library ({', '.join(PROVIDERS)}, or all; repeat or "
                                                               "comma-separate), or one full name.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Only backbones verified end to end for this task "
-                                                    "(docs/compatibility.md).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only backbones verified end to end for this task, or that "
+                                                    "fit it (docs/compatibility.md).")] = None,
+    verified: Annotated[bool, typer.Option("--verified", help="With --task: only backbones verified end to end "
+                                                             "(swap, train, eval), not those that only fit.")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List every backbone, with the failures and their reasons.")] = False,
     template: Annotated[bool, typer.Option("--template", help="List the task templates.")] = False,
     data_formats: Annotated[bool, typer.Option("--data-formats", help="List the data formats each task reads "
@@ -65,9 +67,9 @@ def find(
             return
         if as_json:  # what users' custom modules print() while imported goes to stderr, not into the document
             with contextlib.redirect_stdout(sys.stderr):
-                views = core.find(backbone, task, show_all, template, workspace, data_formats)
+                views = core.find(backbone, task, show_all, template, workspace, data_formats, verified)
         else:
-            views = core.find(backbone, task, show_all, template, workspace, data_formats)
+            views = core.find(backbone, task, show_all, template, workspace, data_formats, verified)
         if as_json:
             print(json.dumps(core.to_json(views), indent=2))
             return

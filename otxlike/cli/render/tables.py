@@ -40,32 +40,45 @@ def render_find(view) -> list:
     lines = [backbone_table(view)]
     if view.task is not None and not view.show_all:
         unchecked = f", {view.unchecked} were not checked" if view.unchecked else ""
-        lines.append(f"{len(view.listed)} of {view.total} backbones passed swap, train and eval for {view.task}; "
-                     f"{view.failed} failed{unchecked} (docs/compatibility.md). --all lists them with the reason.")
+        if view.verified_only:
+            lines.append(f"{view.verified} of {view.total} backbones passed swap, train and eval for {view.task}"
+                         f"{f'; {view.fitting} more fit it (without --verified)' if view.fitting else ''}"
+                         f"; {view.failed} failed{unchecked} (docs/compatibility.md). --all lists them with the reason.")
+        else:
+            lines.append(f"{len(view.listed)} of {view.total} backbones for {view.task}: {view.verified} verified "
+                         f"(swap, train, eval), {view.fitting} fit (built, one forward, strides the template takes; "
+                         f"not trained); {view.failed} failed{unchecked} (docs/compatibility.md). --verified lists "
+                         "only the verified ones, --all every backbone with the reason.")
     elif view.task is None:
-        checked = sum(1 for item in view.listed if item.tasks or item.failures)
+        checked = sum(1 for item in view.listed if item.tasks or item.failures or item.fits)
         if checked < len(view.listed):
             custom = any(item.spec.library == "custom" for item in view.listed)
-            lines.append(f"{checked} of {len(view.listed)} were checked in the compatibility matrix; an empty Tasks "
-                         "column means not checked (not failed)"
+            lines.append(f"{checked} of {len(view.listed)} were checked in the compatibility matrix; empty Tasks and "
+                         "Fits columns mean not checked (not failed)"
                          + (", as for every custom backbone: 'build --backbone custom.NAME' checks it in "
                             "your workspace" if custom else "")
-                         + ". --task T lists only the verified ones; 'make compat' checks more (docs/compatibility.md).")
+                         + ". --task T lists the verified ones and those that fit; 'make compat' checks more "
+                         "(docs/compatibility.md).")
     return lines
 
 
 def backbone_table(view: BackboneList) -> Table:
-    """OTX's find table, Index | Backbone Type | Required-Args | Options, plus Tasks.
+    """OTX's find table, Index | Backbone Type | Required-Args | Options, plus Tasks and Fits.
 
     One row per required argument. Weights says whether the library publishes pretrained weights
-    for it (``build --backbone`` starts from them). Tasks lists the tasks the backbone passed in
-    the compatibility matrix. With ``show_all``, a last column gives the failure reason for ``task``
-    (or, without a task, each failed task's reason).
+    for it (``build --backbone`` starts from them). Tasks lists the tasks the backbone is verified
+    for in the compatibility matrix (swap, train, eval), Fits those it fits without having been
+    checked end to end; with a task, Tier says which of the two holds for it. With ``show_all``,
+    a last column gives the failure reason for ``task`` (or, without a task, each failed task's
+    reason).
     """
     task, show_all = view.task, view.show_all
-    table = Table(show_lines=False, caption="Tasks: verified end to end (docs/compatibility.md); "
+    table = Table(show_lines=False, caption="Tasks: verified end to end; Fits: built, one forward, strides the "
+                  "template takes, not trained (docs/compatibility.md); "
                   + ", ".join(f"{_short(t)} = {t}" for t in TASKS))
-    columns = ["Index", "Backbone Type", "Required-Args", "Options", "Weights", "Tasks"]
+    columns = ["Index", "Backbone Type", "Required-Args", "Options", "Weights", "Tasks", "Fits"]
+    if task and not show_all:
+        columns.append("Tier")
     if show_all:
         columns.append(f"Status ({task})" if task else "Failures")
     for col in columns:
@@ -74,8 +87,10 @@ def backbone_table(view: BackboneList) -> Table:
         spec = item.spec
         required = spec.required or (None,)
         extra = []
+        if task and not show_all:
+            extra = [item.tier(task) or ""]
         if show_all and task:
-            extra = ["pass" if task in item.tasks else
+            extra = ["pass" if task in item.tasks else "fits" if task in item.fits else
                      f"FAIL: {item.failures[task]}" if task in item.failures else "not checked"]
         elif show_all:
             extra = ["; ".join(f"{_short(t)}: {r}" for t, r in item.failures.items())]
@@ -88,6 +103,7 @@ def backbone_table(view: BackboneList) -> Table:
                 ", ".join(map(str, arg.options)) if arg else "",
                 ("yes" if spec.weights else "") if first else "",
                 " ".join(_short(t) for t in item.tasks) if first else "",
+                " ".join(_short(t) for t in item.fits) if first else "",
                 *(extra if first else [""] * len(extra)),
                 end_section=i == len(required) - 1,
             )
@@ -150,6 +166,8 @@ def backbone_detail(view: BackboneDetail) -> list:
     else:
         lines.append(f"Outputs with default arguments: not measured ({view.reason})")
     for task in TASKS:
-        status = view.tasks.get(task)
-        lines.append(f"{task}: {'verified (swap, train, eval)' if status == 'pass' else 'not checked' if status is None else 'FAILS: ' + status}")
+        tier, reason = view.tiers.get(task, (None, None))
+        lines.append(f"{task}: " + ("verified (swap, train, eval)" if tier == "verified" else
+                                     "fits (built, one forward, strides the template takes; not trained)"
+                                     if tier == "fits" else "not checked" if reason is None else "FAILS: " + reason))
     return lines
