@@ -125,6 +125,11 @@ def test_two_processes_train_what_one_process_with_their_global_batch_trains(wor
     from otxlike.engine.train import train
 
     ws = _with_hooks(workspace, f"[dict(type='SaveRankWeights', out={str(tmp_path)!r})]")
+    # no random crops: one process and two draw them from different random streams
+    crop = "    dict(type='RandomCrop', crop_size=input_size, padding=4),\n"
+    pipeline = ws.data_pipeline_py.read_text()
+    assert crop in pipeline
+    ws.data_pipeline_py.write_text(pipeline.replace(crop, ""))
     options = f"{NO_LOADER_WORKERS} model.backbone.norm_eval=True"
     two = _otxlike("train", "--nproc", "2", "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--weights", "none",
                    "--cfg-options", options, cwd=ws.root)
