@@ -29,7 +29,7 @@ test:
 # CI's slow suite samples: `exhaustive` tests (more formats, the demo-scale accuracy, a heavier
 # backbone) run with make test-all only.
 test-slow:
-	$(PY) -m pytest -m "slow and not exhaustive" -q
+	$(PY) -m pytest -m "slow and not exhaustive" -q --durations=15
 
 test-all:
 	$(PY) -m pytest -q
