@@ -70,7 +70,7 @@ def task_context(task: str, root: Path) -> TaskContext:
     Raises:
         OtxlikeError: If the template cannot be made or loaded.
     """
-    from otxlike.catalog.shapes import infer_feature_shapes
+    from otxlike.configedit.backbone import old_strides
     from otxlike.configedit.data import create_workspace
     from otxlike.workspace.workspace import Workspace
 
@@ -79,11 +79,8 @@ def task_context(task: str, root: Path) -> TaskContext:
         create_workspace(task, folder)
     ws = Workspace.load(folder)
     scope, input_size, model = ws.model_context()
-    try:
-        old = infer_feature_shapes(model["backbone"], scope, input_size).strides
-    except OtxlikeError:
-        old = None
-    return TaskContext(task, scope, input_size, model, dict(ws.template.backbone_defaults or {}), old)
+    return TaskContext(task, scope, input_size, model, dict(ws.template.backbone_defaults or {}),
+                       old_strides(model, scope, input_size))
 
 
 def check_fits(backbone: str, contexts: list[TaskContext]) -> dict[str, Fit]:

@@ -94,7 +94,7 @@ def read_backbone_yaml(path: Path) -> tuple[BackboneSpec, dict, str]:
     return spec, values, weights
 
 
-def _old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | None:
+def old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | None:
     """Output strides of the backbone now in model.py, or None if it does not build."""
     from otxlike.catalog.shapes import infer_feature_shapes
 
@@ -176,7 +176,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
     lib = provider(spec.library)
     backbone_cfg = lib.model_cfg(spec, model_values(spec, values, keep=ws.template.backbone_defaults))
     shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
-    stages = plan_stages(model, _old_strides(model, scope, input_size), shapes.strides)
+    stages = plan_stages(model, old_strides(model, scope, input_size), shapes.strides)
     if stages.keep is not None:
         backbone_cfg = lib.select_outputs(spec, backbone_cfg, values, stages.keep)
         if "out_indices" in backbone_cfg and "out_indices" in values:
