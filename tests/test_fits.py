@@ -4,7 +4,9 @@
 Expected values come from the libraries' documentation, not from the check's own output:
 ResNet-18's stages have 64/128/256/512 channels at strides 4/8/16/32 (He et al. 2016, Table 1;
 torchvision's ``resnet.py`` ``BasicBlock`` widths); mmpretrain's ``ResNet`` returns only its last
-stage by default (``out_indices`` "Default: ``(3, )``", ``mmpretrain/models/backbones/resnet.py``);
+stage by default (``out_indices`` "Default: ``(3, )``", ``mmpretrain/models/backbones/resnet.py``),
+so a multi-scale neck gets ``out_indices`` 0..3 (mmdet's configs give mmpretrain backbones their
+four stages the same way, e.g. ``configs/mobilenet_v2``);
 a ViT with 16x16 patches has every level at stride 16 (timm ``vision_transformer.py``,
 ``patch_size=16``).
 """
@@ -44,14 +46,23 @@ def test_resnet18_fits_every_task_with_its_documented_stages(contexts):
     assert verdicts["classification"].shapes.channels[-1] == 512
 
 
-def test_a_backbone_with_only_its_last_stage_fits_classification_only(contexts):
+def test_a_backbone_with_only_its_last_stage_gets_every_stage_for_the_multiscale_tasks(contexts):
     verdicts = check_fits("mmpretrain.ResNet", contexts)  # depth 18 (first option), out_indices (3,)
     assert verdicts["classification"].ok and verdicts["classification"].shapes.channels == (512,)
     for task in ("detection", "instance-segmentation", "segmentation"):
         verdict = verdicts[task]
-        assert not verdict.ok and verdict.shapes is None
-        assert verdict.strides == (32,)  # what it gave at 128x128
-        assert "has no output at stride" in verdict.reason and "model.neck" in verdict.reason
+        assert verdict.ok, verdict.reason
+        assert verdict.strides == (32,)  # what its default out_indices gave at 128x128
+        assert verdict.shapes.channels == (64, 128, 256, 512)  # out_indices (0, 1, 2, 3): every stage
+        assert verdict.shapes.strides == (4, 8, 16, 32)
+
+
+def test_a_pooled_backbone_fits_with_feature_maps(contexts):
+    # mmpretrain's ConvNeXt pools before its final norm by default (gap_before_final_norm=True,
+    # out_indices=-1); ConvNeXt-T's stages have 96/192/384/768 channels (Liu et al. 2022, Table 9)
+    verdicts = check_fits("mmpretrain.ConvNeXt", contexts)
+    assert verdicts["classification"].ok and verdicts["classification"].shapes.channels == (768,)
+    assert verdicts["segmentation"].ok and verdicts["segmentation"].shapes.channels == (96, 192, 384, 768)
 
 
 def test_a_vit_is_built_for_the_templates_input_size_and_lacks_the_fpn_strides(contexts):

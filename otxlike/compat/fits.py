@@ -147,22 +147,21 @@ def check_fits(backbone: str, contexts: list[TaskContext]) -> dict[str, Fit]:
 
 
 def _fits_one(spec, lib, ctx: TaskContext, shapes_of, seen: list) -> Fit:
-    """The swap's planning steps (``configedit/backbone.py: swap_backbone``) for one task;
-    the measured shapes are appended to ``seen``."""
-    from otxlike.catalog.values import default_values, model_values
-    from otxlike.configedit.adapters import plan_channel_edits, plan_stages
+    """The swap's planning steps (:func:`otxlike.configedit.backbone.plan_backbone`) for one
+    task; every measured shape is appended to ``seen`` (the first: the default outputs)."""
+    from otxlike.catalog.values import default_values
+    from otxlike.configedit.backbone import plan_backbone
 
     values, missing = default_values(spec, ctx.backbone_defaults, ctx.input_size)
     if missing:
         return Fit(False, f"needs input: {', '.join(missing)}")
     values.pop("weights", None)  # torchvision builders' weights argument: not part of the shapes
-    cfg = lib.model_cfg(spec, model_values(spec, values, keep=ctx.backbone_defaults))
-    shapes = shapes_of(cfg, ctx.scope, ctx.input_size)  # built in the workspace's scope, as the swap does
-    seen.append(shapes)
-    stages = plan_stages(ctx.model, ctx.old_strides, shapes.strides)
-    if stages.keep is not None:
-        lib.select_outputs(spec, cfg, values, stages.keep)  # raises if the backbone cannot pick them
-        shapes = FeatureShapes(tuple(shapes.channels[i] for i in stages.keep),
-                               tuple(shapes.strides[i] for i in stages.keep))
-    plan_channel_edits(ctx.model, shapes)
-    return Fit(True, None, shapes, seen[0].strides)
+
+    def measured(cfg, scope, size):  # built in the workspace's scope, as the swap does
+        shapes = shapes_of(cfg, scope, size)
+        seen.append(shapes)
+        return shapes
+
+    plan = plan_backbone(lib, spec, values, ctx.model, ctx.old_strides, ctx.scope, ctx.input_size,
+                         keep=ctx.backbone_defaults, shapes_of=measured)
+    return Fit(True, None, plan.shapes, seen[0].strides)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from otxlike.catalog.shapes import FeatureShapes
@@ -104,6 +104,90 @@ def old_strides(model: dict, scope: str, input_size: int) -> tuple[int, ...] | N
         return None
 
 
+@dataclass(frozen=True)
+class BackbonePlan:
+    """How a backbone goes into a model, from :func:`plan_backbone`.
+
+    Attributes:
+        cfg: The ``model.backbone`` dict (without ``init_cfg``), outputs picked.
+        values: The argument values for ``backbone.yaml``, with the ``out_indices`` chosen.
+        shapes: Channels and strides of the outputs the model reads.
+        edits: ``{consumer: {arg: value}}`` to set on the modules reading the backbone.
+    """
+
+    cfg: dict
+    values: dict
+    shapes: FeatureShapes
+    edits: dict
+
+
+def plan_backbone(lib, spec: BackboneSpec, values: dict, model: dict, strides: tuple[int, ...] | None,
+                  scope: str, input_size: int, keep=(), shapes_of=None) -> BackbonePlan:
+    """Plan a backbone swap without writing anything: the steps ``build --backbone`` takes and
+    the "fits" tier of the compatibility matrix checks (:mod:`otxlike.compat.fits`).
+
+    1. Build the backbone with ``values`` in the workspace's default ``scope`` and run a
+       (2, 3, input_size, input_size) batch through it (``shapes_of``).
+    2. Match its output strides to ``strides``, those of the backbone it replaces
+       (:func:`~otxlike.configedit.adapters.plan_stages`). If the model's neck needs strides the
+       defaults do not give (or the defaults give no feature maps), ask the provider for every
+       stage (``all_outputs``: mmpretrain's backbones default to their last stage, some pooled)
+       and match again.
+    3. Keep only the outputs the model reads (the provider's ``select_outputs``), and plan the
+       ``in_channels`` edits of their readers (:func:`~otxlike.configedit.adapters.plan_channel_edits`).
+
+    Args:
+        lib: The backbone's provider (:func:`otxlike.catalog.lookup.provider`).
+        spec: The backbone.
+        values: Its argument values (backbone.yaml's, without ``weights``).
+        model: The workspace's ``model`` dict.
+        strides: Output strides of the backbone being replaced (None if unknown).
+        scope: The workspace's default scope.
+        input_size: The workspace's input side in pixels.
+        keep: Arguments written even when equal to their default (the template's
+            ``backbone_defaults``).
+        shapes_of: ``(cfg, scope, input_size) -> FeatureShapes``; default
+            :func:`~otxlike.catalog.shapes.infer_feature_shapes` (fits passes a cached one).
+
+    Raises:
+        OtxlikeError: The backbone does not build or run at ``input_size``, lacks a stride the
+            model uses (the error of its default outputs), or its readers cannot be adapted.
+    """
+    from otxlike.catalog.shapes import infer_feature_shapes
+    from otxlike.catalog.values import model_values
+    from otxlike.configedit.adapters import MULTI_SCALE, first_consumer, plan_channel_edits, plan_stages
+
+    shapes_of = shapes_of or infer_feature_shapes
+    cfg = lib.model_cfg(spec, model_values(spec, values, keep=keep))
+    try:
+        shapes = shapes_of(cfg, scope, input_size)
+        stages = plan_stages(model, strides, shapes.strides)
+    except OtxlikeError as lacking:
+        wide = lib.all_outputs(spec, cfg)
+        if wide is None:
+            raise
+        try:
+            wide_shapes = shapes_of(wide, scope, input_size)
+            stages = plan_stages(model, strides, wide_shapes.strides)
+        except OtxlikeError:
+            raise lacking from None  # the default outputs' error says what the model needs
+        cfg, shapes = wide, wide_shapes
+        values = {**values, **{k: v for k, v in wide.items() if k in values and k != "type"}}
+        consumer = first_consumer(model)
+        if stages.keep is None and (consumer is None or consumer[1] not in MULTI_SCALE):
+            stages = replace(stages, keep=(len(shapes.strides) - 1,))  # a classifier reads the last map
+    if stages.keep is not None:
+        cfg = lib.select_outputs(spec, cfg, values, stages.keep)
+        shapes = FeatureShapes(tuple(shapes.channels[i] for i in stages.keep),
+                               tuple(shapes.strides[i] for i in stages.keep))
+    if "out_indices" in cfg and "out_indices" in values:
+        values = {**values, "out_indices": list(cfg["out_indices"])}
+    edits = plan_channel_edits(model, shapes)
+    for consumer, args in stages.edits.items():
+        edits.setdefault(consumer, {}).update(args)
+    return BackbonePlan(cfg, values, shapes, edits)
+
+
 def _weights_init(lib, spec: BackboneSpec, values: dict, choice: str, backbone_cfg: dict, scope: str) -> dict | None:
     """The backbone's ``init_cfg`` for a ``weights`` choice: ``auto`` (the library's published
     weights, looked up for ``values``; loaded or warned about at train time), ``none``, or a
@@ -146,9 +230,7 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
             cannot be loaded. Nothing is written then.
     """
     from otxlike.catalog.lookup import get_backbone, provider
-    from otxlike.catalog.shapes import infer_feature_shapes
-    from otxlike.catalog.values import default_values, model_values
-    from otxlike.configedit.adapters import plan_channel_edits, plan_stages
+    from otxlike.catalog.values import default_values
     from otxlike.configedit.source import ConfigSource, add_custom_imports
 
     ws.load_custom_modules()  # custom.<name> backbones of the workspace
@@ -174,17 +256,9 @@ def swap_backbone(ws: Workspace, target: str, weights: str | None = None) -> Swa
     choice = weights or choice
 
     lib = provider(spec.library)
-    backbone_cfg = lib.model_cfg(spec, model_values(spec, values, keep=ws.template.backbone_defaults))
-    shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
-    stages = plan_stages(model, old_strides(model, scope, input_size), shapes.strides)
-    if stages.keep is not None:
-        backbone_cfg = lib.select_outputs(spec, backbone_cfg, values, stages.keep)
-        if "out_indices" in backbone_cfg and "out_indices" in values:
-            values = {**values, "out_indices": list(backbone_cfg["out_indices"])}
-        shapes = infer_feature_shapes(backbone_cfg, scope, input_size)
-    edits = plan_channel_edits(model, shapes)
-    for consumer, args in stages.edits.items():
-        edits.setdefault(consumer, {}).update(args)
+    plan = plan_backbone(lib, spec, values, model, old_strides(model, scope, input_size), scope, input_size,
+                         keep=ws.template.backbone_defaults)
+    backbone_cfg, values, shapes, edits = plan.cfg, plan.values, plan.shapes, plan.edits
 
     init = _weights_init(lib, spec, values, choice, backbone_cfg, scope)
     if init is not None:

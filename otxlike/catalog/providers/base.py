@@ -49,6 +49,11 @@ class Provider(Protocol):
         """
         ...
 
+    def all_outputs(self, spec: BackboneSpec, cfg: dict) -> dict | None:
+        """``cfg`` asking for every stage's output, for a backbone that returns fewer by default,
+        or None when there is nothing to widen (the swap then keeps what the defaults give)."""
+        return None
+
     def custom_imports(self, spec: BackboneSpec) -> list[str]:
         """Modules ``model.py`` must import (mmengine's ``custom_imports``) to build ``spec``."""
         return []

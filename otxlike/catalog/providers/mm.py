@@ -108,6 +108,33 @@ class MMProvider(Provider):
                                "pick a backbone whose output strides match the template's")
         return {**cfg, "out_indices": tuple(current[i] for i in keep)}
 
+    def all_outputs(self, spec: BackboneSpec, cfg: dict) -> dict | None:
+        """``cfg`` with ``out_indices`` listing every stage up to the last one it lists now.
+
+        mmpretrain's backbones default to their last stage only (ResNet ``(3,)``, MobileNetV2
+        ``(7,)``, ConvNeXt ``-1``), which is what a classifier reads; a detector's or segmenter's
+        multi-scale neck needs the earlier stages too (mmdet's own configs set them, e.g.
+        ``configs/mobilenet_v2``: ``out_indices=(1, 2, 4, 7)``). A last index ``k >= 0`` becomes
+        ``0..k``; a negative one (counted from the end) becomes ``(0, 1, 2, 3)``, the four stages
+        of the hierarchical backbones that use it (ConvNeXt, PoolFormer, EdgeNeXt, ...).
+        Backbones with ``gap_before_final_norm`` get it False, so each output stays a map.
+
+        Returns:
+            The widened ``cfg``, or None if the backbone has no ``out_indices`` or already lists
+            every stage.
+        """
+        arg = spec.arg("out_indices")
+        if arg is None:
+            return None
+        current = cfg.get("out_indices", arg.default)  # model.py leaves out arguments at their default
+        indices = [current] if isinstance(current, int) else list(current) if isinstance(current, (list, tuple)) else []
+        if not indices or not all(isinstance(i, int) for i in indices):
+            return None
+        wide = {"out_indices": tuple(range(max(indices) + 1)) if min(indices) >= 0 else (0, 1, 2, 3)}
+        if spec.arg("gap_before_final_norm") is not None:  # ConvNeXt, EdgeNeXt, ...: (N, C, H, W) maps
+            wide["gap_before_final_norm"] = False             # instead of pooled (N, C) vectors
+        return None if all(cfg.get(k, spec.arg(k).default) == v for k, v in wide.items()) else {**cfg, **wide}
+
 
 #: Backbone class -> its published checkpoint for given argument values, as the libraries' own
 #: configs name them (mmdet ``configs/_base_/models/*_r50_fpn.py``: torchvision://resnet50;
