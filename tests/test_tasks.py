@@ -149,8 +149,19 @@ def test_missing_used_stride_is_refused(tmp_path, canvases):
     ws = _workspace("instance-segmentation", tmp_path, canvases)
     before = snapshot(ws.root)
     with pytest.raises(OtxlikeError, match="no output at stride 4, 8, 16"):
-        swap_backbone(ws, "mmdet.EfficientNet")  # default out_indices (6, ): one map at stride 32
+        swap_backbone(ws, "mmseg.ERFNet")  # one map at stride 2 and no out_indices to ask for more
     assert snapshot(ws.root) == before
+
+
+def test_a_backbone_defaulting_to_its_last_stage_gives_the_neck_every_stride(tmp_path, canvases):
+    # mmdet's EfficientNet returns only layer 6 by default (out_indices (6, ), stride 32); the FPN
+    # of Mask R-CNN reads strides 4/8/16/32, which EfficientNet-B0 has (Tan & Le 2019, Table 1)
+    ws = _workspace("instance-segmentation", tmp_path, canvases)
+    result = swap_backbone(ws, "mmdet.EfficientNet")
+    assert result.shapes.strides == (4, 8, 16, 32)
+    cfg = Config.fromfile(str(ws.model_py))
+    assert len(cfg.model.backbone.out_indices) == 4 and list(cfg.model.neck.in_channels) == list(result.shapes.channels)
+    assert "out_indices: [" in ws.backbone_yaml.read_text()
 
 
 def test_mask_rcnn_strides_move_with_a_backbone_starting_at_stride_8(tmp_path, canvases):
