@@ -205,6 +205,40 @@ def test_extra_outputs_are_dropped_with_out_indices(tmp_path, canvases):
     assert result.shapes.strides == (4, 8, 16, 32)
 
 
+def test_of_several_outputs_at_one_stride_the_last_is_kept(tmp_path, canvases):
+    # mmpretrain's MobileNetV2 returns only conv2 by default (out_indices (7,)); the FPN needs every
+    # stride, so the swap asks for 0..7. Per the arch table in mmdet/models/backbones/mobilenet_v2.py
+    # (and mmpretrain's, the same: [expand, channel, blocks, stride] = [1,16,1,1], [6,24,2,2],
+    # [6,32,3,2], [6,64,4,2], [6,96,3,1], [6,160,3,2], [6,320,1,1], then conv2 with 1280 channels),
+    # out_index i is layer i+1 for i < 7 and conv2 for 7: strides 2, 4, 8, 16, 16, 32, 32, 32. The
+    # FPN takes the last (deepest) output at each of 4/8/16/32: out_indices (1, 2, 4, 7), mmdet's own
+    # default for MobileNetV2 (`out_indices=(1, 2, 4, 7)` in that file; its shipped configs agree:
+    # configs/yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py (2, 4, 6),
+    # configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py (4, 7): index 4, not 3, at stride 16),
+    # so the FPN reads 24, 32, 96 and 1280 channels (widen_factor 1).
+    import torch
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    ws = _workspace("detection", tmp_path, canvases)
+    result = swap_backbone(ws, "mmpretrain.MobileNetV2")
+    cfg = Config.fromfile(str(ws.model_py))
+    assert tuple(cfg.model.backbone.out_indices) == (1, 2, 4, 7)
+    assert "out_indices: [1, 2, 4, 7]" in ws.backbone_yaml.read_text()
+    assert list(cfg.model.neck.in_channels) == [24, 32, 96, 1280]
+    assert result.shapes.strides == (4, 8, 16, 32)
+
+    backbone = {k: v for k, v in cfg.model.backbone.items() if k != "init_cfg"}
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        module = MODELS.build(backbone)
+    module.eval()  # (its train() override returns None)
+    assert module.widen_factor == 1.0
+    with torch.no_grad():
+        outputs = module(torch.zeros(1, 3, 128, 128))
+    assert [o.shape[1] for o in outputs] == [24, 32, 96, 1280]
+    assert [128 // o.shape[-1] for o in outputs] == [4, 8, 16, 32]
+
+
 # -- every task trains and evaluates with a backbone from another library ----------------------
 
 @pytest.mark.slow

@@ -142,8 +142,13 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
     s: the old strides from index s on), except the largest ones an FPN makes itself
     (:func:`_fpn_fills`), or when an FPN reads higher strides and the model's strides move
     along (:func:`_shift`); outputs at other strides are dropped, and an FPN whose unused
-    leading stride is missing gets a smaller ``start_level``. Single-input consumers
-    (classification heads) take the last map and need no matching.
+    leading stride is missing gets a smaller ``start_level``. Of several outputs at one stride,
+    the last is kept: the deepest map at that resolution, as feature pyramids take it (mmdet's
+    ``MobileNetV2`` defaults to ``out_indices=(1, 2, 4, 7)``, ``mmdet/models/backbones/mobilenet_v2.py``,
+    where 3 and 4 are both at stride 16 and 5, 6, 7 at 32; timm's ``features_only`` levels are
+    the last block before each reduction, ``extract_features`` in
+    ``timm/models/_efficientnet_builder.py``). Single-input consumers (classification heads) take
+    the last map and need no matching.
 
     Args:
         model: The ``model`` dict of the workspace config.
@@ -172,7 +177,8 @@ def plan_stages(model: dict, old_strides: tuple[int, ...] | None, new_strides: t
             "pick a backbone with those strides, or set its out_indices / strides in backbone.yaml",
         )
     wanted = [s for s in old_strides if s in new_strides]
-    keep = tuple(new_strides.index(s) for s in wanted)
+    last = {s: i for i, s in enumerate(new_strides)}  # stride -> position of its last output
+    keep = tuple(last[s] for s in wanted)
     dropped_leading = sum(1 for s in old_strides[:start] if s not in new_strides)
     edits = {key: {"start_level": start - dropped_leading}} if kind == "all-stages" and dropped_leading else {}
     return StagePlan(None if keep == tuple(range(len(new_strides))) else keep, edits)

@@ -132,7 +132,8 @@ def plan_backbone(lib, spec: BackboneSpec, values: dict, model: dict, strides: t
        (:func:`~otxlike.configedit.adapters.plan_stages`). If the model's neck needs strides the
        defaults do not give (or the defaults give no feature maps), ask the provider for every
        stage (``all_outputs``: mmpretrain's backbones default to their last stage, some pooled)
-       and match again.
+       and match again. Of several outputs at one stride, the match takes the last (mmpretrain's
+       MobileNetV2, widened to ``out_indices`` 0..7, keeps ``(1, 2, 4, 7)``).
     3. Keep only the outputs the model reads (the provider's ``select_outputs``), and plan the
        ``in_channels`` edits of their readers (:func:`~otxlike.configedit.adapters.plan_channel_edits`).
 

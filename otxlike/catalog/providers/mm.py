@@ -113,10 +113,12 @@ class MMProvider(Provider):
 
         mmpretrain's backbones default to their last stage only (ResNet ``(3,)``, MobileNetV2
         ``(7,)``, ConvNeXt ``-1``), which is what a classifier reads; a detector's or segmenter's
-        multi-scale neck needs the earlier stages too (mmdet's own configs set them, e.g.
-        ``configs/mobilenet_v2``: ``out_indices=(1, 2, 4, 7)``). A last index ``k >= 0`` becomes
-        ``0..k``; a negative one (counted from the end) becomes ``(0, 1, 2, 3)``, the four stages
-        of the hierarchical backbones that use it (ConvNeXt, PoolFormer, EdgeNeXt, ...).
+        multi-scale neck needs the earlier stages too (mmdet's ``MobileNetV2`` defaults to
+        ``out_indices=(1, 2, 4, 7)``, ``mmdet/models/backbones/mobilenet_v2.py``). A last index
+        ``k >= 0`` becomes ``0..k``, of which the swap keeps the last output at each stride the
+        neck reads (:func:`~otxlike.configedit.adapters.plan_stages`); a negative one (counted
+        from the end) becomes ``(0, 1, 2, 3)``, the four stages of the hierarchical backbones that
+        use it (ConvNeXt, PoolFormer, EdgeNeXt, ...).
         Backbones with ``gap_before_final_norm`` get it False, so each output stays a map.
 
         Returns:
