@@ -6,7 +6,8 @@ ResNet-18's stages have 64/128/256/512 channels at strides 4/8/16/32 (He et al. 
 torchvision's ``resnet.py`` ``BasicBlock`` widths); mmpretrain's ``ResNet`` returns only its last
 stage by default (``out_indices`` "Default: ``(3, )``", ``mmpretrain/models/backbones/resnet.py``),
 so a multi-scale neck gets ``out_indices`` 0..3 (mmdet's configs give mmpretrain backbones their
-four stages the same way, e.g. ``configs/mobilenet_v2``);
+four stages the same way, e.g. ``configs/convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py``:
+``type='mmpretrain.ConvNeXt'``, ``out_indices=[0, 1, 2, 3]``);
 a ViT with 16x16 patches has every level at stride 16 (timm ``vision_transformer.py``,
 ``patch_size=16``).
 """
