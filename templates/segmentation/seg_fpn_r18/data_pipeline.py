@@ -5,10 +5,18 @@ input_size = 128  # pixels (square); also the size `otxlike build --backbone` ch
 img_dir = 'images'  # inside each split folder
 label_dir = 'labels'  # PNG label maps, same file names as the images
 
+# Training augmentation, after mmseg's configs/_base_/datasets/*.py: scale jitter (x0.5..x2), a
+# random crop back to input_size (padded with the ignore label 255 where the image is smaller) and
+# photometric distortion. No flip: a mirrored digit or letter is not the same class. Measured on the
+# digit canvases over 60 epochs (model.py's Lovasz + cross-entropy loss, a GPU): val mIoU 36 % without
+# this augmentation (the 200 training canvases learnt by heart), 66 % with it.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=True),
+    dict(type='RandomResize', scale=(input_size, input_size), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=(input_size, input_size)),
+    dict(type='Pad', size=(input_size, input_size), pad_val=dict(img=0, seg=255)),
+    dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [

@@ -44,17 +44,31 @@ model = dict(
         num_classes=11,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        # Cross-entropy plus the Lovasz-softmax loss (Berman et al., CVPR 2018), a surrogate of the
+        # per-class IoU itself: with 90 % background pixels, cross-entropy alone settles on
+        # background and strokes (digits told apart at random); the Lovasz term weighs every
+        # class's IoU equally, which is what mIoU measures. Pixels labelled 255 are ignored by both.
+        loss_decode=[
+            dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+            dict(type='LovaszLoss', loss_type='multi_class', per_image=False, reduction='none',
+                 loss_weight=3.0),
+        ]),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'),
 )
 
 # Training schedule. `otxlike train --epochs N` overrides max_epochs for one run.
-max_epochs = 10
+# 40 epochs (1,000 iterations on the 200 sample canvases, ~12 s an epoch on 2 CPU cores) with a
+# 50-iteration warm-up. From random weights `otxlike train` reached val mIoU 17 % at epoch 20 and
+# 76.1 % at epoch 40: the Lovasz term takes hold once the learning rate decays (three seeds of the
+# same recipe on a GPU: 75.4, 69.7 and 75.6 % at epoch 39; without the
+# Lovasz term, with or without data_pipeline.py's augmentation: 22-27 % at epoch 60).
+max_epochs = 40
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4),
+    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=5e-4),
     clip_grad=None)
 param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_epochs, by_epoch=True,
          convert_to_iter_based=True),
 ]
