@@ -379,7 +379,9 @@ def test_pretrained_and_scratch_starts_switch_frozen_stages(tmp_path, canvases, 
     hp = HParams()
     apply(cfg, hp, ws.task_spec, "mmdet")
     start, model = _detection_model(cfg, hp, preflight(cfg.model, "auto"))  # offline: nothing in the cache
-    assert start == {"backbone": "from scratch", "from_scratch": {"model.backbone.frozen_stages": -1}}
+    assert start == {"backbone": "from scratch", "from_scratch": {"model.backbone.frozen_stages": "default"}}
+    assert "frozen_stages" not in cfg.model.backbone  # mmdet's ResNet default: -1, "not freezing any parameters"
+    assert model.backbone.frozen_stages == -1
     assert model.backbone.conv1.weight.requires_grad and model.backbone.layer1[0].conv1.weight.requires_grad
 
     cache = hub / "checkpoints" / ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
@@ -409,10 +411,38 @@ def test_from_scratch_skips_keys_a_swapped_backbone_does_not_take(tmp_path, canv
     swap_backbone(ws, "mmdet.RegNet")  # backbone_defaults are written, frozen_stages=1 too
     cfg = ws.config()
     assert (cfg.model.backbone.norm_eval, cfg.model.backbone.frozen_stages) == (False, 1)
-    assert apply_start(cfg, HParams(), [])["from_scratch"] == {"model.backbone.frozen_stages": -1}
+    assert apply_start(cfg, HParams(), [])["from_scratch"] == {"model.backbone.frozen_stages": "default"}
     swap_backbone(ws, "torchvision.resnet18")
     cfg = ws.config()
     assert apply_start(cfg, HParams(), [])["from_scratch"] == {}
     cfg.from_scratch = ["model.backbone.norm_eval"]
     with pytest.raises(OtxlikeError, match="from_scratch must be a dict"):
         apply_start(cfg, HParams(), [])
+
+
+def test_from_scratch_default_gives_a_swapped_backbone_its_own_unfrozen_value(tmp_path, canvases):
+    """mmpretrain's EfficientNet takes ``frozen_stages`` in ``range(0, 8)``, 0 meaning nothing frozen
+    (its docstring, ``mmpretrain/models/backbones/efficientnet.py``), and refuses mmdet's -1: the
+    templates' ``from_scratch`` value ``'default'`` drops the key, so the swapped backbone builds
+    and every parameter trains (``make compat`` failed it in detection before: "frozen_stages must
+    be in range(0, 8). But received -1")."""
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS
+
+    from otxlike.configedit.backbone import swap_backbone
+    from otxlike.engine.hparams import apply_start
+
+    ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
+                                         val_root=canvases.val_root).root)
+    swap_backbone(ws, "mmpretrain.EfficientNet")
+    cfg = ws.config()
+    assert cfg.model.backbone.frozen_stages == 1  # the template's pretrained setting, written by the swap
+    assert apply_start(cfg, HParams(weights="none"), [])["from_scratch"] == {"model.backbone.frozen_stages": "default"}
+    backbone = {k: v for k, v in cfg.model.backbone.items() if k != "init_cfg"}
+    assert "frozen_stages" not in backbone
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        module = MODELS.build(backbone)
+    assert module.frozen_stages == 0
+    module.train()
+    assert all(p.requires_grad for p in module.parameters())
+    assert all(m.training for m in module.modules())

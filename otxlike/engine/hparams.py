@@ -281,6 +281,8 @@ def apply(cfg, hp: HParams, task: TaskSpec, scope: str) -> str:
 
 #: The model.py key holding the settings of a start from random weights (see :func:`apply_start`).
 FROM_SCRATCH_KEY = "from_scratch"
+CLASS_DEFAULT = "default"
+"""A ``from_scratch`` value that removes the key, so the module's class default applies."""
 
 
 def _touched(hp: HParams) -> tuple[str, ...]:
@@ -343,7 +345,11 @@ def apply_start(cfg, hp: HParams, weights) -> dict:
     or weights that could not be had), as mmdet's ``configs/scratch`` do:
     ``{'model.backbone.frozen_stages': -1}``. A key is applied
     only where the config has it (a swapped backbone may not take the argument) and the run's
-    flags or ``--cfg-options`` do not set it, or a key above or below it.
+    flags or ``--cfg-options`` do not set it, or a key above or below it. The value ``'default'``
+    (:data:`CLASS_DEFAULT`) removes the key instead, so the class's own default applies: the
+    templates unfreeze a backbone so, since "nothing frozen" is ``frozen_stages=-1`` in mmdet's
+    ``ResNet`` but ``0`` in mmpretrain's ``EfficientNet``, which refuses ``-1``
+    (``mmpretrain/models/backbones/efficientnet.py``).
 
     Args:
         cfg: The run config, after :func:`apply`; changed in place.
@@ -367,8 +373,16 @@ def apply_start(cfg, hp: HParams, weights) -> dict:
     touched = _touched(hp)
     applied = {key: value for key, value in table.items() if _has_key(cfg, key)
                and not any(key == t or key.startswith(t + ".") or t.startswith(key + ".") for t in touched)}
-    if applied:
-        cfg.merge_from_dict(applied, allow_list_keys=True)
+    for key in [key for key, value in applied.items() if isinstance(value, str) and value == CLASS_DEFAULT]:
+        parent, _, name = key.rpartition(".")
+        node = _node(cfg, parent) if parent else cfg
+        if not isinstance(node, dict):
+            raise OtxlikeError(f"model.py: from_scratch[{key!r}] = {CLASS_DEFAULT!r} needs a dict at {parent!r}",
+                               "name a key of a dict such as model.backbone")
+        node.pop(name)
+    merged = {key: value for key, value in applied.items() if not (isinstance(value, str) and value == CLASS_DEFAULT)}
+    if merged:
+        cfg.merge_from_dict(merged, allow_list_keys=True)
     return {"backbone": "from scratch", "from_scratch": applied}
 
 

@@ -98,8 +98,10 @@ model = dict(
 
 # When the backbone starts from random weights (`--weights none`, or its pretrained weights cannot be
 # had offline), otxlike applies these keys instead, as mmdet's configs/scratch do: nothing frozen.
-# Flags and --cfg-options still win; keys the config lacks are skipped.
-from_scratch = {'model.backbone.frozen_stages': -1}
+# 'default' removes the key, so the backbone class's own default applies: nothing frozen is -1 for
+# mmdet's ResNet, 0 for mmpretrain's EfficientNet (which refuses -1). Flags and --cfg-options still
+# win; keys the config lacks are skipped.
+from_scratch = {'model.backbone.frozen_stages': 'default'}
 
 # Training schedule. `otxlike train --epochs N` overrides max_epochs for one run.
 max_epochs = 12
