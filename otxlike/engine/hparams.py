@@ -342,12 +342,12 @@ def apply_start(cfg, hp: HParams, weights) -> dict:
     model.py holds the settings for a start from pretrained weights (the libraries' conventions,
     e.g. mmdet's ``frozen_stages=1``) and, under ``from_scratch``, the dotted keys that change
     when ``model.backbone`` starts from random weights (``--weights none``, no published weights,
-    or weights that could not be had), as mmdet's ``configs/scratch`` do:
-    ``{'model.backbone.frozen_stages': -1}``. A key is applied
-    only where the config has it (a swapped backbone may not take the argument) and the run's
-    flags or ``--cfg-options`` do not set it, or a key above or below it. The value ``'default'``
-    (:data:`CLASS_DEFAULT`) removes the key instead, so the class's own default applies: the
-    templates unfreeze a backbone so, since "nothing frozen" is ``frozen_stages=-1`` in mmdet's
+    or weights that could not be had), as mmdet's ``configs/scratch`` do (``frozen_stages=-1``).
+    A key is applied only where the config has it (a swapped backbone may not take the argument)
+    and the run's flags or ``--cfg-options`` do not set it, or a key above or below it. The value
+    ``'default'`` (:data:`CLASS_DEFAULT`) removes the key instead, so the class's own default
+    applies. The templates unfreeze the backbone that way,
+    ``{'model.backbone.frozen_stages': 'default'}``: "nothing frozen" is ``-1`` in mmdet's
     ``ResNet`` but ``0`` in mmpretrain's ``EfficientNet``, which refuses ``-1``
     (``mmpretrain/models/backbones/efficientnet.py``).
 
@@ -373,14 +373,15 @@ def apply_start(cfg, hp: HParams, weights) -> dict:
     touched = _touched(hp)
     applied = {key: value for key, value in table.items() if _has_key(cfg, key)
                and not any(key == t or key.startswith(t + ".") or t.startswith(key + ".") for t in touched)}
-    for key in [key for key, value in applied.items() if isinstance(value, str) and value == CLASS_DEFAULT]:
+    removed = [key for key, value in applied.items() if isinstance(value, str) and value == CLASS_DEFAULT]
+    for key in removed:
         parent, _, name = key.rpartition(".")
-        node = _node(cfg, parent) if parent else cfg
-        if not isinstance(node, dict):
-            raise OtxlikeError(f"model.py: from_scratch[{key!r}] = {CLASS_DEFAULT!r} needs a dict at {parent!r}",
-                               "name a key of a dict such as model.backbone")
+        node = _node(cfg, parent) if parent else cfg  # a Config or dict (list items cannot be removed)
+        if isinstance(node, (list, tuple)):
+            raise OtxlikeError(f"model.py: from_scratch[{key!r}] = {CLASS_DEFAULT!r} names a list item",
+                               "'default' removes a key of a dict, such as model.backbone.frozen_stages")
         node.pop(name)
-    merged = {key: value for key, value in applied.items() if not (isinstance(value, str) and value == CLASS_DEFAULT)}
+    merged = {key: value for key, value in applied.items() if key not in removed}
     if merged:
         cfg.merge_from_dict(merged, allow_list_keys=True)
     return {"backbone": "from scratch", "from_scratch": applied}
