@@ -45,9 +45,9 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         # Cross-entropy plus the Lovasz-softmax loss (Berman et al., CVPR 2018), a surrogate of the
-        # per-class IoU itself: with 90 % background pixels, cross-entropy alone settles on
-        # background and strokes (digits told apart at random); the Lovasz term weighs every
-        # class's IoU equally, which is what mIoU measures. Pixels labelled 255 are ignored by both.
+        # per-class IoU itself: with 90 % background pixels, cross-entropy alone finds the strokes
+        # but leaves the digits mostly unseparated; the Lovasz term weighs every class's IoU
+        # equally, which is what mIoU measures. Pixels labelled 255 are ignored by both.
         loss_decode=[
             dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
             dict(type='LovaszLoss', loss_type='multi_class', per_image=False, reduction='none',
@@ -60,9 +60,9 @@ model = dict(
 # Training schedule. `otxlike train --epochs N` overrides max_epochs for one run.
 # 40 epochs (1,000 iterations on the 200 sample canvases, ~12 s an epoch on 2 CPU cores) with a
 # 50-iteration warm-up. From random weights `otxlike train` reached val mIoU 17 % at epoch 20 and
-# 76.1 % at epoch 40: the Lovasz term takes hold once the learning rate decays (three seeds of the
-# same recipe on a GPU: 75.4, 69.7 and 75.6 % at epoch 39; without the
-# Lovasz term, with or without data_pipeline.py's augmentation: 22-27 % at epoch 60).
+# 76.1 % at epoch 40: the Lovasz term takes hold once the learning rate decays. Three seeds of the
+# same recipe on a GPU: 75.4, 69.7 and 75.6 % at epoch 39; without the Lovasz term, with or
+# without data_pipeline.py's augmentation: 22-27 % at epoch 60 (docs/training.md).
 max_epochs = 40
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=5e-4),
