@@ -61,7 +61,7 @@ model = dict(
 # 40 epochs (1,000 iterations on the 200 sample canvases, ~12 s an epoch on 2 CPU cores) with a
 # 50-iteration warm-up. From random weights `otxlike train` reached val mIoU 17 % at epoch 20 and
 # 76.1 % at epoch 40: the Lovasz term takes hold once the learning rate decays. Three seeds of the
-# same recipe on a GPU: 75.4, 69.7 and 75.6 % at epoch 39; without the Lovasz term, with or
+# same recipe on a GPU: 75.4, 69.7 and 75.6 % at epochs 39, 39, 38; without the Lovasz term, with or
 # without data_pipeline.py's augmentation: 22-27 % at epoch 60 (docs/training.md).
 max_epochs = 40
 optim_wrapper = dict(
