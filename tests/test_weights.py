@@ -426,23 +426,16 @@ def test_from_scratch_default_gives_a_swapped_backbone_its_own_unfrozen_value(tm
     templates' ``from_scratch`` value ``'default'`` drops the key, so the swapped backbone builds
     and every parameter trains (``make compat`` failed it in detection before: "frozen_stages must
     be in range(0, 8). But received -1")."""
-    from mmengine.registry import DefaultScope
-    from mmdet.registry import MODELS
-
     from otxlike.configedit.backbone import swap_backbone
-    from otxlike.engine.hparams import apply_start
 
     ws = Workspace.load(create_workspace("detection", tmp_path / "ws", train_root=canvases.train_root,
                                          val_root=canvases.val_root).root)
     swap_backbone(ws, "mmpretrain.EfficientNet")
     cfg = ws.config()
     assert cfg.model.backbone.frozen_stages == 1  # the template's pretrained setting, written by the swap
-    assert apply_start(cfg, HParams(weights="none"), [])["from_scratch"] == {"model.backbone.frozen_stages": "default"}
-    backbone = {k: v for k, v in cfg.model.backbone.items() if k != "init_cfg"}
-    assert "frozen_stages" not in backbone
-    with DefaultScope.overwrite_default_scope("mmdet"):
-        module = MODELS.build(backbone)
-    assert module.frozen_stages == 0
-    module.train()
-    assert all(p.requires_grad for p in module.parameters())
-    assert all(m.training for m in module.modules())
+    start, model = _detection_model(cfg, HParams(weights="none"), [])
+    assert start["from_scratch"] == {"model.backbone.frozen_stages": "default"}
+    assert "frozen_stages" not in cfg.model.backbone
+    assert model.backbone.frozen_stages == 0
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    assert all(m.training for m in model.backbone.modules())
