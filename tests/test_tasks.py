@@ -187,6 +187,21 @@ def test_segmentation_fpn_reads_a_backbone_starting_at_stride_8(tmp_path, canvas
     assert cfg.model.decode_head.feature_strides == [8, 16, 32, 64]
 
 
+def test_a_backbone_starting_at_stride_8_with_two_outputs_there_gives_the_fpn_the_last(tmp_path, canvases):
+    # mmseg's BiSeNetV1 returns (x_fuse, x_context8, x_context16) (its forward in
+    # mmseg/models/backbones/bisenetv1.py): the fused map and the context path's map at stride 8,
+    # then the context path's at 16; both context maps have context_channels[0] channels, 128
+    # in the library's configs (configs/_base_/models/bisenetv1_r18-d32.py). The FPN reads the last
+    # output at 8 and the one at 16 and makes 32 and 64 itself; FPNHead's strides move along.
+    ws = _workspace("segmentation", tmp_path, canvases)
+    result = swap_backbone(ws, "mmseg.BiSeNetV1")
+    cfg = Config.fromfile(str(ws.model_py))
+    assert tuple(cfg.model.backbone.out_indices) == (1, 2)
+    assert result.shapes.strides == (8, 16)
+    assert list(cfg.model.neck.in_channels) == [128, 128]
+    assert cfg.model.decode_head.feature_strides == [8, 16, 32, 64]
+
+
 def test_detection_fpn_makes_the_largest_stride_itself(tmp_path, canvases):
     ws = _workspace("detection", tmp_path, canvases)
     result = swap_backbone(ws, "torchvision.squeezenet1_1")  # stages at strides 4, 8, 16

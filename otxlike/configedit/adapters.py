@@ -229,7 +229,12 @@ def _shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int,
 
     An FPN (``start_level`` 0) whose first stride is missing can read the backbone's strides
     above it when they double from level to level (at least two; the FPN's extra levels make up
-    the rest, see :func:`_fpn_fills`). Its outputs then sit at ``f`` times the old strides,
+    the rest, see :func:`_fpn_fills`). Of several outputs at one stride the last is read, as in
+    :func:`plan_stages`: timm's ``sequencer2d_*`` give strides 8, 16, 16, and the FPN reads the
+    first and the third; mmseg's ``BiSeNetV1`` gives ``x_fuse`` and ``x_context8`` at 8, then
+    ``x_context16`` (``mmseg/models/backbones/bisenetv1.py``), and the FPN reads the last two
+    (``out_indices: [0, 2]`` in backbone.yaml reads the fused map instead). The FPN's outputs
+    then sit at ``f`` times the old strides,
     ``f = new_first / old_first``, and every stride list of the model further down (anchor
     strides, RoI ``featmap_strides``, mmseg ``feature_strides``) is multiplied by ``f``, so they
     stay true. (mmdet's RoI extractors and anchor generators take any strides:
@@ -242,9 +247,13 @@ def _shift(model: dict, key: str, used: tuple[int, ...], new_strides: tuple[int,
     neck = model.get(key, {})
     if key != "neck" or not _is_fpn(neck) or int(neck.get("start_level", 0)) != 0 or used[0] in new_strides:
         return None
-    run = [i for i, s in enumerate(new_strides) if s > used[0]][: len(used)]
+    last: dict[int, int] = {}  # stride above the missing one -> position of its last output
+    for i, s in enumerate(new_strides):
+        if s > used[0]:
+            last[s] = i
+    run = list(last.values())[: len(used)]
     strides = [new_strides[i] for i in run]
-    if len(run) < 2 or not _doubling(strides):
+    if len(run) < 2 or run != sorted(run) or not _doubling(strides):
         return None
     factor = strides[0] // used[0]
     edits: dict[str, dict] = {}
