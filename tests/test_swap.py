@@ -152,3 +152,25 @@ def test_backbones_built_for_one_input_size_get_the_workspaces(workspace, tmp_pa
     result = swap_backbone(det, "timm.swin_tiny_patch4_window7_224")
     assert result.values["img_size"] == 128
     assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)
+
+
+def test_mmpretrain_transformers_return_maps_the_heads_read(workspace, tmp_path, canvases):
+    """mmpretrain's VisionTransformer returns its class token, an (N, C) vector, by default
+    (``out_type='cls_token'``): the swap asks for ``'featmap'``, the patch tokens as an
+    (N, C, H, W) map, which the classifier's pooling neck reads: ViT-B's 768 channels at stride 16,
+    its patch size (Dosovitskiy et al., 2021, Table 1). mmpretrain's Swin asserts when a map is
+    smaller than its 7 x 7 window (stage 4 of a 128-pixel input is 4 x 4): it gets
+    ``pad_small_map=True`` and gives a detector Swin-T's C, 2C, 4C, 8C with C = 96 at strides
+    4..32 (Liu et al., 2021)."""
+    from otxlike.configedit.data import create_workspace
+    from otxlike.workspace.workspace import Workspace
+
+    result = swap_backbone(workspace, "mmpretrain.VisionTransformer")  # 32 x 32
+    assert result.values["out_type"] == "featmap"
+    assert result.shapes.channels == (768,) and result.shapes.strides == (16,)
+    assert Config.fromfile(str(workspace.model_py)).model.backbone.out_type == "featmap"
+    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
+                                          val_root=canvases.val_root).root)
+    result = swap_backbone(det, "mmpretrain.SwinTransformer")
+    assert result.values["pad_small_map"] is True
+    assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)

@@ -13,16 +13,39 @@ def input_size_args(spec: BackboneSpec, input_size: int) -> dict:
     """The arguments that build ``spec`` for square inputs of ``input_size`` pixels, for backbones
     whose position embeddings or windows are sized at construction: a declared ``img_size``
     (mmseg BEiT / MAE, mmpretrain ViTs: 224 by default), timm models whose ``pretrained_cfg``
-    says ``fixed_input_size`` (``img_size``). Empty for the rest."""
+    says ``fixed_input_size`` (``img_size``); mmpretrain's windowed transformers get
+    ``pad_small_map`` True, so that a map smaller than the window (4 x 4 at stride 32 of a
+    128-pixel input, against Swin's 7) is padded to it, the setting its docstring gives for
+    detection and segmentation (``mmpretrain/models/backbones/swin_transformer.py``). Empty for
+    the rest."""
+    out: dict = {}
+    if spec.arg("pad_small_map") is not None:  # mmpretrain Swin, SwinV2, DaViT
+        out["pad_small_map"] = True
     arg = spec.arg("img_size")
     if arg is not None and not arg.required and isinstance(arg.default, (int, tuple, list)):
-        return {"img_size": input_size}
-    if spec.library == "timm":
+        out["img_size"] = input_size
+    elif spec.library == "timm":
         import timm
 
         cfg = timm.models.get_pretrained_cfg(spec.short_name)
-        return {"img_size": input_size} if cfg is not None and cfg.fixed_input_size else {}
-    return {}  # torchvision's vit_* too: their only 4-D map is the patch embedding, not a backbone
+        if cfg is not None and cfg.fixed_input_size:
+            out["img_size"] = input_size
+    return out  # torchvision's vit_* get nothing: their only 4-D map is the patch embedding, not a backbone
+
+
+def feature_map_args(spec: BackboneSpec) -> dict:
+    """The arguments that make ``spec`` return (N, C, H, W) maps, which every template's neck or
+    head reads, instead of pooled (N, C) vectors or tokens: mmpretrain's ``out_type`` (its
+    VisionTransformer family, XCiT: ``'featmap'``, the patch tokens as a map; the default
+    ``'cls_token'`` or ``'avg_featmap'`` is a vector, ``OUT_TYPES`` in
+    ``mmpretrain/models/backbones/vision_transformer.py``) and ``gap_before_final_norm`` (ConvNeXt,
+    EdgeNeXt, HorNet: False, the map before the pooling). Empty for the rest."""
+    out: dict = {}
+    if spec.library == "mmpretrain" and spec.arg("out_type") is not None:
+        out["out_type"] = "featmap"
+    if spec.arg("gap_before_final_norm") is not None:
+        out["gap_before_final_norm"] = False
+    return out
 
 
 def default_values(spec: BackboneSpec, template_defaults: dict | None = None,
@@ -32,7 +55,8 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None,
     Every argument whose default is plain data is written; a required argument takes its first
     option (its first preset, with the other arguments the preset's config gives the backbone,
     :mod:`otxlike.catalog.presets`); a ``pretrained=True`` default is
-    written False (the class would download weights when built); with ``input_size``, backbones
+    written False (the class would download weights when built); backbones that can return
+    either vectors or maps return maps (:func:`feature_map_args`); with ``input_size``, backbones
     built for one image size get it (:func:`input_size_args`); the template's
     ``backbone_defaults`` override arguments the backbone takes.
 
@@ -59,6 +83,7 @@ def default_values(spec: BackboneSpec, template_defaults: dict | None = None,
     values.update(companions)
     if values.get("pretrained") is True:  # mmseg's TIMMBackbone: it would download while being built;
         values["pretrained"] = False         # weights come through init_cfg / --weights instead
+    values.update(feature_map_args(spec))
     if input_size is not None:
         values.update(input_size_args(spec, input_size))
     for key, value in (template_defaults or {}).items():
