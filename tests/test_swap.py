@@ -139,14 +139,18 @@ def test_binary_yaml_is_one_line(workspace, cli, tmp_path):
 
 
 def test_backbones_built_for_one_input_size_get_the_workspaces(workspace, tmp_path, canvases):
-    """BEiT (img_size=224 by default) and timm's Swin (fixed_input_size) are built for the
-    workspace's input size instead of failing on it; Swin's (N, H, W, C) levels come out as
+    """BEiT and TinyViT (img_size 224 by default) and timm's Swin (fixed_input_size) are built
+    for the workspace's input size instead of failing on it; Swin's (N, H, W, C) levels come out as
     (N, C, H, W): Swin-T's C, 2C, 4C, 8C with C = 96 at strides 4..32 (Liu et al., 2021)."""
     from otxlike.configedit.data import create_workspace
     from otxlike.workspace.workspace import Workspace
 
     result = swap_backbone(workspace, "mmseg.BEiT")  # classification template: 32 x 32
     assert result.values["img_size"] == 32 and result.shapes.channels == (768,)
+    # TinyViT indexes its (224, 224) default: it gets a pair; TinyViT-5M ends with 320 channels
+    # (Wu et al., 2022, Table 1)
+    result = swap_backbone(workspace, "mmpretrain.TinyViT")
+    assert tuple(result.values["img_size"]) == (32, 32) and result.shapes.channels == (320,)
     det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
                                           val_root=canvases.val_root).root)
     result = swap_backbone(det, "timm.swin_tiny_patch4_window7_224")

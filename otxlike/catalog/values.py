@@ -23,7 +23,8 @@ def input_size_args(spec: BackboneSpec, input_size: int) -> dict:
         out["pad_small_map"] = True
     arg = spec.arg("img_size")
     if arg is not None and not arg.required and isinstance(arg.default, (int, tuple, list)):
-        out["img_size"] = input_size
+        # a (height, width) default stays a pair: TinyViT indexes it (mmpretrain/models/backbones/tinyvit.py)
+        out["img_size"] = (input_size, input_size) if isinstance(arg.default, (tuple, list)) else input_size
     elif spec.library == "timm":
         import timm
 
