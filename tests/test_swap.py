@@ -178,3 +178,19 @@ def test_mmpretrain_transformers_return_maps_the_heads_read(workspace, tmp_path,
     result = swap_backbone(det, "mmpretrain.SwinTransformer")
     assert result.values["pad_small_map"] is True
     assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)
+
+
+def test_timm_levels_are_kept_by_timms_own_indices(tmp_path, canvases):
+    """timm numbers DLA's ``features_only`` levels 1..5 (``feature_cfg=dict(out_indices=(1, 2, 3,
+    4, 5))`` in timm/models/dla.py), at strides 2..32 with DLA-34's 32, 64, 128, 256, 512 channels
+    (Yu et al., 2018). ATSS's FPN takes strides 4 to 32 (the template's ResNet stages) and reads
+    from 8 on: levels 2 to 5, not positions 1 to 4 (which would give the neck 64 channels at
+    stride 8, where it was set to 128, and the model would not run)."""
+    from otxlike.configedit.data import create_workspace
+    from otxlike.workspace.workspace import Workspace
+
+    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
+                                          val_root=canvases.val_root).root)
+    result = swap_backbone(det, "timm.dla34")
+    assert tuple(Config.fromfile(str(det.model_py)).model.backbone.out_indices) == (2, 3, 4, 5)
+    assert result.shapes.channels == (64, 128, 256, 512) and result.shapes.strides == (4, 8, 16, 32)

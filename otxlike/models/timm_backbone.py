@@ -24,6 +24,31 @@ from otxlike.errors import OtxlikeError
 from otxlike.registry import MODELS
 
 
+def default_out_indices(model_name: str, **kwargs) -> tuple[int, ...]:
+    """The feature levels timm's ``features_only`` mode returns for ``model_name`` when given no
+    ``out_indices``: the model's own ``feature_cfg`` (``(0, 1, 2, 3, 4)`` for most CNNs,
+    ``(1, 2, 3, 4, 5)`` for DLA, the last three blocks for ViTs; ``timm/models/_builder.py``),
+    read from ``feature_info.out_indices`` of a build on the meta device (no memory, no weights),
+    or on the CPU for a model whose constructor needs real tensors.
+
+    Args:
+        model_name: A name from ``timm.list_models()``.
+        **kwargs: Other ``timm.create_model`` arguments (e.g. ``img_size``).
+
+    Raises:
+        Exception: timm's own, if the model does not build with these arguments.
+    """
+    import timm
+
+    kwargs = {k: v for k, v in kwargs.items() if k != "out_indices"}
+    try:
+        with torch.device("meta"):
+            body = timm.create_model(model_name, features_only=True, **kwargs)
+    except Exception:  # e.g. a drop-path schedule read with .item() while building
+        body = timm.create_model(model_name, features_only=True, **kwargs)
+    return tuple(int(i) for i in body.feature_info.out_indices)
+
+
 @MODELS.register_module()
 class TimmBackbone(BaseModule):
     """A timm model returning its feature levels.

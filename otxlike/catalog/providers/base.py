@@ -95,11 +95,22 @@ def with_presets(provider: Provider, specs: list[BackboneSpec]) -> list[Backbone
     return out
 
 
-def keep_out_indices(cfg: dict, keep: tuple[int, ...]) -> dict:
-    """``cfg`` of an otxlike wrapper whose ``out_indices`` (None: every output) index the wrapped
-    network's outputs, narrowed to the outputs at positions ``keep`` of what it returns now."""
+def keep_out_indices(cfg: dict, keep: tuple[int, ...], defaults: tuple[int, ...] | None = None) -> dict:
+    """``cfg`` of a wrapper whose ``out_indices`` index the wrapped network's outputs, narrowed
+    to the outputs at positions ``keep`` of what it returns now.
+
+    Args:
+        cfg: The backbone dict; its ``out_indices`` (None or absent: the network's default set).
+        keep: Positions in what the backbone returns now.
+        defaults: The indices the network returns when ``out_indices`` is None: timm's
+            ``features_only`` default (``(1, ..., 5)`` for DLA, the last three blocks of a ViT;
+            :func:`otxlike.models.timm_backbone.default_out_indices`). None: positions and indices
+            are the same (otxlike's torchvision and custom wrappers return every output).
+    """
     current = cfg.get("out_indices")
-    return {**cfg, "out_indices": tuple(keep if current is None else (current[i] for i in keep))}
+    if current is None:
+        current = range(max(keep) + 1) if defaults is None else defaults
+    return {**cfg, "out_indices": tuple(current[i] for i in keep)}
 
 
 def require(module: str, library: str, package: str) -> ModuleType:

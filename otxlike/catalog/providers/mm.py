@@ -101,7 +101,11 @@ class MMProvider(Provider):
             OtxlikeError: If the backbone has no ``out_indices`` argument.
         """
         if spec.short_name == "TIMMBackbone" and spec.arg("out_indices") is None:
-            return keep_out_indices(cfg, keep)  # through **kwargs to timm.create_model(features_only=True)
+            # through **kwargs to timm.create_model(features_only=True): timm's indices
+            from otxlike.models.timm_backbone import default_out_indices
+
+            defaults = None if cfg.get("out_indices") is not None else default_out_indices(cfg["model_name"])
+            return keep_out_indices(cfg, keep, defaults)
         current = cfg.get("out_indices", values.get("out_indices"))
         if spec.arg("out_indices") is None or not isinstance(current, (list, tuple)):
             raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",

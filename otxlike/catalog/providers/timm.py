@@ -54,8 +54,15 @@ class TimmProvider(Provider):
         return {"type": "otxlike.TimmBackbone", "model_name": spec.short_name, **values}
 
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
-        """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``."""
-        return keep_out_indices(cfg, keep)
+        """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``
+        (positions in timm's default levels when ``cfg`` gives none)."""
+        defaults = None
+        if cfg.get("out_indices") is None:
+            from otxlike.models.timm_backbone import default_out_indices
+
+            kwargs = {k: v for k, v in cfg.items() if k not in ("type", "model_name", "init_cfg", "pretrained")}
+            defaults = default_out_indices(cfg["model_name"], **kwargs)
+        return keep_out_indices(cfg, keep, defaults)
 
 
 PROVIDERS = (TimmProvider(),)
