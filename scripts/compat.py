@@ -136,7 +136,10 @@ class Lane:
         try:
             self.conn.send(job)
             if self.conn.poll(timeout):
-                return self.conn.recv()
+                result = self.conn.recv()
+                if "can't allocate memory" in json.dumps(result):  # its heap is spent or torn: a
+                    self.stop()                                  # fresh worker for the next job
+                return result
             why = f"timed out after {timeout:.0f} s"
         except (EOFError, OSError) as exc:  # the worker died (segfault, out of memory)
             why = f"the check crashed its process ({type(exc).__name__})"
