@@ -22,6 +22,15 @@ def _mmdet_channels(**cfg):
         return [o.shape[1] for o in module(torch.zeros(1, 3, 64, 64))]
 
 
+def _detection_workspace(tmp_path, canvases):
+    """A new ATSS workspace (FPN from stride 8 of a ResNet's 4..32) on the canvas sample."""
+    from otxlike.configedit.data import create_workspace
+    from otxlike.workspace.workspace import Workspace
+
+    return Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
+                                           val_root=canvases.val_root).root)
+
+
 def test_swap_mmdet_regnet(workspace):
     result = swap_backbone(workspace, "mmdet.RegNet")
     expected = _mmdet_channels(type="mmdet.RegNet", arch="regnetx_400mf")
@@ -142,17 +151,13 @@ def test_backbones_built_for_one_input_size_get_the_workspaces(workspace, tmp_pa
     """BEiT and TinyViT (img_size 224 by default) and timm's Swin (fixed_input_size) are built
     for the workspace's input size instead of failing on it; Swin's (N, H, W, C) levels come out as
     (N, C, H, W): Swin-T's C, 2C, 4C, 8C with C = 96 at strides 4..32 (Liu et al., 2021)."""
-    from otxlike.configedit.data import create_workspace
-    from otxlike.workspace.workspace import Workspace
-
     result = swap_backbone(workspace, "mmseg.BEiT")  # classification template: 32 x 32
     assert result.values["img_size"] == 32 and result.shapes.channels == (768,)
     # TinyViT indexes its (224, 224) default: it gets a pair; TinyViT-5M ends with 320 channels
     # (Wu et al., 2022, Table 1)
     result = swap_backbone(workspace, "mmpretrain.TinyViT")
     assert tuple(result.values["img_size"]) == (32, 32) and result.shapes.channels == (320,)
-    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
-                                          val_root=canvases.val_root).root)
+    det = _detection_workspace(tmp_path, canvases)
     result = swap_backbone(det, "timm.swin_tiny_patch4_window7_224")
     assert result.values["img_size"] == 128
     assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)
@@ -166,15 +171,11 @@ def test_mmpretrain_transformers_return_maps_the_heads_read(workspace, tmp_path,
     smaller than its 7 x 7 window (stage 4 of a 128-pixel input is 4 x 4): it gets
     ``pad_small_map=True`` and gives a detector Swin-T's C, 2C, 4C, 8C with C = 96 at strides
     4..32 (Liu et al., 2021)."""
-    from otxlike.configedit.data import create_workspace
-    from otxlike.workspace.workspace import Workspace
-
     result = swap_backbone(workspace, "mmpretrain.VisionTransformer")  # 32 x 32
     assert result.values["out_type"] == "featmap"
     assert result.shapes.channels == (768,) and result.shapes.strides == (16,)
     assert Config.fromfile(str(workspace.model_py)).model.backbone.out_type == "featmap"
-    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
-                                          val_root=canvases.val_root).root)
+    det = _detection_workspace(tmp_path, canvases)
     result = swap_backbone(det, "mmpretrain.SwinTransformer")
     assert result.values["pad_small_map"] is True
     assert result.shapes.channels == (96, 192, 384, 768) and result.shapes.strides == (4, 8, 16, 32)
@@ -186,11 +187,7 @@ def test_timm_levels_are_kept_by_timms_own_indices(tmp_path, canvases):
     (Yu et al., 2018). ATSS's FPN takes strides 4 to 32 (the template's ResNet stages) and reads
     from 8 on: levels 2 to 5, not positions 1 to 4 (which would give the neck 64 channels at
     stride 8, where it was set to 128, and the model would not run)."""
-    from otxlike.configedit.data import create_workspace
-    from otxlike.workspace.workspace import Workspace
-
-    det = Workspace.load(create_workspace("detection", tmp_path / "det", train_root=canvases.train_root,
-                                          val_root=canvases.val_root).root)
+    det = _detection_workspace(tmp_path, canvases)
     result = swap_backbone(det, "timm.dla34")
     assert tuple(Config.fromfile(str(det.model_py)).model.backbone.out_indices) == (2, 3, 4, 5)
     assert result.shapes.channels == (64, 128, 256, 512) and result.shapes.strides == (4, 8, 16, 32)
