@@ -163,8 +163,9 @@ def _read_results(path: Path = RESULTS) -> list[dict]:
 def stratified(backbones: list[str], tasks: list[str], per_family: int = 1) -> list[tuple[str, str]]:
     """The (backbone, task) pairs a ``--stratified`` verified run checks: those that fit (in
     ``fits.jsonl``) and were not checked end to end, timm's thinned to ``per_family`` per model
-    family (the module of ``timm.models`` that defines it: ``resnet``, ``convnext``, ...; the
-    first names in timm's order, models with a word of :data:`BIG` last)."""
+    family and task, those checked before included (the family: the module of ``timm.models`` that
+    defines it, ``resnet``, ``convnext``, ...; the first names in timm's order, models with a
+    word of :data:`BIG` last)."""
     import timm
 
     fits = {}
@@ -172,7 +173,7 @@ def stratified(backbones: list[str], tasks: list[str], per_family: int = 1) -> l
         fits[r["backbone"]] = r["tasks"]
     verified = {(r["backbone"], r["task"]) for r in _read_results() if r["kind"] == "check"}
     family = {f"timm.{m}": mod for mod in timm.list_modules() for m in timm.list_models(module=mod)}
-    pairs, taken = [], Counter()
+    pairs, taken = [], Counter((family[b], t) for b, t in verified if b in family)  # a checked family is sampled
     for task in tasks:
         for name in sorted(backbones, key=_big_last):
             if (name, task) in verified or not fits.get(name, {}).get(task, {}).get("ok"):
