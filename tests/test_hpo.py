@@ -249,3 +249,39 @@ def test_a_killed_study_resumes_from_its_storage_and_reruns_the_baseline(cli, wo
     assert "2 complete, 0 pruned, 0 failed, 1 interrupted (not counted)" in result.output
     assert f"trial 0 interrupted: its process {proc.pid} ended" in result.output
     assert "Baseline (model.py as it is): trial 1" in result.output
+
+
+def test_a_worker_checks_the_budget_and_makes_its_trial_under_the_workspace_lock(workspace, tmp_path):
+    """Two processes on one machine never both take the last trial: a worker waits for ASK_LOCK
+    before its budget check. While this test holds the lock the worker creates no trial; the test
+    spends the budget, releases, and the worker ends with no trial run and none created."""
+    import pickle
+    import time
+
+    import optuna
+    from filelock import FileLock
+
+    from otxlike.hpo.config import read_hpo_config
+    from otxlike.hpo.study import ASK_LOCK, study_dir
+
+    hpo = read_hpo_config(workspace).with_budget(n_trials=1)
+    journal = tmp_path / "journal.log"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="locked", direction="maximize", storage=storage)
+    folder = study_dir(workspace, "locked")
+    folder.mkdir(parents=True)
+    script = ("import pickle, sys\nfrom otxlike.hpo.study import run_worker\n"
+              "hpo = pickle.loads(bytes.fromhex(sys.argv[1]))\nprint('start', flush=True)\n"
+              f"print('ran', run_worker({str(workspace.root)!r}, {str(journal)!r}, 'locked', hpo, 0, 1, None, 'none'))\n")
+    with FileLock(folder / ASK_LOCK):
+        proc = subprocess.Popen([sys.executable, "-c", script, pickle.dumps(hpo).hex()], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""})
+        assert proc.stdout.readline().strip() == "start"
+        time.sleep(3)  # the budget check and the first trial's creation take well under a second
+        assert study.get_trials() == []  # the worker waits for the lock
+        lr = optuna.distributions.FloatDistribution(0.01, 0.1, log=True)
+        study.add_trial(optuna.trial.create_trial(params={"lr": 0.05}, distributions={"lr": lr}, value=90.0))
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and output.strip().endswith("ran 0"), output
+    assert len(study.get_trials()) == 1

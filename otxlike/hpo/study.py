@@ -50,14 +50,21 @@ MEDIAN_STARTUP_TRIALS = 2
 NOT_RUN = "not_run"
 
 
+#: In the study folder: held from a process's budget check until the trial it asks for exists.
+ASK_LOCK = "ask.lock"
+
+
 class BudgetSpent(Exception):
     """Raised in a trial that another process's trials left no budget for.
 
-    Each process checks the budget when its previous trial ends (``stop_when_spent``), but
-    between that check and the next trial's creation another process may start the last one; the
-    storage numbers trials atomically, so a trial counts the trials numbered before it and, when
-    they spend the budget, ends here (FAIL, marked :data:`NOT_RUN`, neither counted nor shown), so
-    ``n_trials`` is never exceeded however many processes share the study.
+    Each process checks the budget when its previous trial ends (``stop_when_spent``). On one
+    machine the processes of a workspace hold :data:`ASK_LOCK` from that check until the next
+    trial exists, so none starts a trial past the budget. Processes on other machines (a shared
+    RDB storage) hold no common lock: between one's check and its next trial's creation another
+    may start the last one. The storage numbers trials atomically, so a trial counts the trials
+    numbered before it and, when they spend the budget, ends here (FAIL, marked :data:`NOT_RUN`,
+    neither counted nor shown), so ``n_trials`` is never exceeded however many processes share
+    the study.
     """
 
 
@@ -325,11 +332,14 @@ class Objective:
         folder: The study folder; the trial runs in ``folder/trial_<n>``.
         on_update: Called after every epoch report and at the end of each trial.
         weights: ``otxlike train --weights`` of every trial (``auto``, ``none``, ``required``).
+        created: Called once the trial exists and its budget check is done, before it trains
+            (:func:`run_worker` releases :data:`ASK_LOCK` there).
     """
 
     def __init__(self, ws: Workspace, hpo: HpoConfig, folder: Path, on_update: Callable[[], None] | None = None,
-                 weights: str = "auto"):
+                 weights: str = "auto", created: Callable[[], None] | None = None):
         self.ws, self.hpo, self.folder, self.on_update, self.weights = ws, hpo, folder, on_update, weights
+        self.created = created
         self.ran = 0
 
     def __call__(self, trial) -> float:
@@ -337,7 +347,11 @@ class Objective:
 
         from otxlike.engine.train import train
 
-        earlier = tuple(v for v in trial_views(trial.study) if v.number < trial.number)
+        try:
+            earlier = tuple(v for v in trial_views(trial.study) if v.number < trial.number)
+        finally:
+            if self.created is not None:
+                self.created()
         spent = budget_spent(earlier, self.hpo)
         if spent:  # another process took the last trial between our check and this trial's creation
             trial.set_user_attr(NOT_RUN, spent)
@@ -403,6 +417,12 @@ def run_worker(root: str, location: str, study_name: str, hpo: HpoConfig, seed: 
     """Run trials of the study until its budget is spent (``optuna.Study.optimize`` with a callback
     that stops it, counting every process's trials in the storage).
 
+    The budget check and the creation of the next trial are one step for the processes of a
+    workspace: :data:`ASK_LOCK` (``filelock``) is taken before the check (first in this function,
+    then in the callback after each trial) and released by the objective once optuna's
+    ``study.ask`` made the trial, so two processes never both take the last trial (the race
+    :class:`BudgetSpent` guards across machines).
+
     Args:
         root: The workspace folder.
         location: The storage (:func:`storage_location`).
@@ -417,6 +437,7 @@ def run_worker(root: str, location: str, study_name: str, hpo: HpoConfig, seed: 
         The number of trials this process ran.
     """
     import optuna
+    from filelock import FileLock
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported as trial reasons
     if threads:
@@ -426,15 +447,23 @@ def run_worker(root: str, location: str, study_name: str, hpo: HpoConfig, seed: 
     ws = Workspace.load(root)
     study = open_study(location, study_name, hpo, seed)
     update = (lambda: on_update(trial_views(study))) if on_update is not None else None
-    objective = Objective(ws, hpo, study_dir(ws, study_name), update, weights)
-    if budget_spent(trial_views(study), hpo):
-        return 0
+    folder = study_dir(ws, study_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / ASK_LOCK)
+    objective = Objective(ws, hpo, folder, update, weights, created=lock.release)
 
     def stop_when_spent(study, trial) -> None:
+        lock.acquire()  # released by the next trial's objective, or below once optimize returns
         if budget_spent(trial_views(study), hpo):
             study.stop()
 
-    study.optimize(objective, callbacks=[stop_when_spent], catch=(Exception,), gc_after_trial=True)
+    lock.acquire()
+    try:
+        if budget_spent(trial_views(study), hpo):
+            return 0
+        study.optimize(objective, callbacks=[stop_when_spent], catch=(Exception,), gc_after_trial=True)
+    finally:
+        lock.release(force=True)
     return objective.ran
 
 
