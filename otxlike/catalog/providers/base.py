@@ -113,6 +113,24 @@ def keep_out_indices(cfg: dict, keep: tuple[int, ...], defaults: tuple[int, ...]
     return {**cfg, "out_indices": tuple(current[i] for i in keep)}
 
 
+def keep_timm_levels(cfg: dict, keep: tuple[int, ...], **model_kwargs) -> dict:
+    """:func:`keep_out_indices` for a wrapper of timm's ``features_only`` model (otxlike's
+    ``TimmBackbone``, mmseg's and mmpretrain's ``TIMMBackbone``): with no ``out_indices`` in
+    ``cfg``, positions map through timm's own default levels
+    (:func:`otxlike.models.timm_backbone.default_out_indices` of ``cfg["model_name"]`` built with
+    ``model_kwargs``), which for DLA, TResNet and CSATv2 start at 1, not 0.
+
+    Raises:
+        Exception: timm's own, if the model does not build with ``model_kwargs``.
+    """
+    defaults = None
+    if cfg.get("out_indices") is None:
+        from otxlike.models.timm_backbone import default_out_indices
+
+        defaults = default_out_indices(cfg["model_name"], **model_kwargs)
+    return keep_out_indices(cfg, keep, defaults)
+
+
 def require(module: str, library: str, package: str) -> ModuleType:
     """Import ``module`` of a backbone library.
 

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from otxlike.catalog.introspect import class_args
-from otxlike.catalog.providers.base import Provider, keep_out_indices, require, with_presets, with_published_weights
+from otxlike.catalog.providers.base import Provider, keep_timm_levels, require, with_presets, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 from otxlike.errors import OtxlikeError
 
@@ -101,11 +101,7 @@ class MMProvider(Provider):
             OtxlikeError: If the backbone has no ``out_indices`` argument.
         """
         if spec.short_name == "TIMMBackbone" and spec.arg("out_indices") is None:
-            # through **kwargs to timm.create_model(features_only=True): timm's indices
-            from otxlike.models.timm_backbone import default_out_indices
-
-            defaults = None if cfg.get("out_indices") is not None else default_out_indices(cfg["model_name"])
-            return keep_out_indices(cfg, keep, defaults)
+            return keep_timm_levels(cfg, keep)  # through **kwargs to timm.create_model(features_only=True)
         current = cfg.get("out_indices", values.get("out_indices"))
         if spec.arg("out_indices") is None or not isinstance(current, (list, tuple)):
             raise OtxlikeError(f"{spec.name} has no out_indices to pick the outputs the model needs",
@@ -123,7 +119,8 @@ class MMProvider(Provider):
         neck reads (:func:`~otxlike.configedit.adapters.plan_stages`); a negative one (counted
         from the end) becomes ``(0, 1, 2, 3)``, the four stages of the hierarchical backbones that
         use it (ConvNeXt, PoolFormer, EdgeNeXt, ...).
-        Backbones with ``gap_before_final_norm`` get it False, so each output stays a map.
+        Backbones with ``gap_before_final_norm`` get it False, so each output stays a map
+        (:func:`~otxlike.catalog.values.feature_map_args`).
 
         Returns:
             The widened ``cfg``, or None if the backbone has no ``out_indices`` or already lists
@@ -136,9 +133,12 @@ class MMProvider(Provider):
         indices = [current] if isinstance(current, int) else list(current) if isinstance(current, (list, tuple)) else []
         if not indices or not all(isinstance(i, int) for i in indices):
             return None
+        from otxlike.catalog.values import feature_map_args
+
         wide = {"out_indices": tuple(range(max(indices) + 1)) if min(indices) >= 0 else (0, 1, 2, 3)}
-        if spec.arg("gap_before_final_norm") is not None:  # ConvNeXt, EdgeNeXt, ...: (N, C, H, W) maps
-            wide["gap_before_final_norm"] = False             # instead of pooled (N, C) vectors
+        # maps, not pooled vectors (ConvNeXt, EdgeNeXt, ...); a ViT's out_type stays: its layers
+        # share one stride, so widening them gives an FPN nothing it lacks
+        wide.update({k: v for k, v in feature_map_args(spec).items() if k != "out_type"})
         return None if all(cfg.get(k, spec.arg(k).default) == v for k, v in wide.items()) else {**cfg, **wide}
 
 

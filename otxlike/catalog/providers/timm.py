@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from otxlike.catalog.introspect import function_args
-from otxlike.catalog.providers.base import Provider, keep_out_indices, require, with_published_weights
+from otxlike.catalog.providers.base import Provider, keep_timm_levels, require, with_published_weights
 from otxlike.catalog.spec import BackboneSpec
 
 
@@ -56,13 +56,8 @@ class TimmProvider(Provider):
     def select_outputs(self, spec: BackboneSpec, cfg: dict, values: dict, keep: tuple[int, ...]) -> dict:
         """``cfg`` returning only the levels at positions ``keep``, through timm's ``out_indices``
         (positions in timm's default levels when ``cfg`` gives none)."""
-        defaults = None
-        if cfg.get("out_indices") is None:
-            from otxlike.models.timm_backbone import default_out_indices
-
-            kwargs = {k: v for k, v in cfg.items() if k not in ("type", "model_name", "init_cfg", "pretrained")}
-            defaults = default_out_indices(cfg["model_name"], **kwargs)
-        return keep_out_indices(cfg, keep, defaults)
+        return keep_timm_levels(cfg, keep, **{k: v for k, v in cfg.items()
+                                              if k not in ("type", "model_name", "init_cfg", "pretrained")})
 
 
 PROVIDERS = (TimmProvider(),)
