@@ -285,3 +285,73 @@ def test_a_worker_checks_the_budget_and_makes_its_trial_under_the_workspace_lock
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0 and output.strip().endswith("ran 0"), output
     assert len(study.get_trials()) == 1
+
+
+def test_a_changed_search_space_is_refused_before_any_trial_of_the_stored_study(workspace):
+    """optuna cannot change a categorical's choices within a study (its
+    ``check_distribution_compatibility``): resuming with other choices is one line, exit 2, and
+    the study gets no trial, instead of trials that fail at their first suggestion."""
+    import optuna
+
+    from otxlike.hpo.config import read_hpo_config
+    from otxlike.hpo.study import create_or_load, storage_location
+
+    _write_hpo(workspace, search_space={"batch_size": {"type": "categorical", "choices": [16, 32, 64]}})
+    location = storage_location(workspace, "default", None)
+    Path(location).parent.mkdir(parents=True)
+    create_or_load(location, "default", read_hpo_config(workspace), {})
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(location))
+    study = optuna.load_study(study_name="default", storage=storage)
+    study.add_trial(optuna.trial.create_trial(params={"batch_size": 32}, value=90.0, distributions={
+        "batch_size": optuna.distributions.CategoricalDistribution([16, 32, 64])}))
+    before = len(study.get_trials())
+    _write_hpo(workspace, search_space={"batch_size": {"type": "categorical", "choices": [8, 16]}})
+    result = subprocess.run([sys.executable, "-m", "otxlike", "hpo", "-w", str(workspace.root), "--trials", "3",
+                             "--weights", "none"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=120)  # a regression loops: fail, not hang
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "draws 'batch_size' from choices [16, 32, 64], hpo.yaml from choices [8, 16]" in result.stderr
+    assert len(optuna.load_study(study_name="default", storage=storage).get_trials()) == before
+
+
+def test_a_failed_baseline_ends_a_time_ratio_study_instead_of_running_forever(workspace):
+    """``time_ratio`` measures in baseline trainings; a baseline that fails (here: batch size 0,
+    which torch's DataLoader refuses) leaves nothing to measure by, so the study stops after it,
+    and as every trial failed the command exits 2."""
+    text = workspace.data_pipeline_py.read_text()
+    assert text.count("batch_size=32") == 1
+    workspace.data_pipeline_py.write_text(text.replace("batch_size=32", "batch_size=0"))
+    _write_hpo(workspace, n_trials=None, time_ratio=3, search_space={
+        "lr": {"type": "loguniform", "low": 0.01, "high": 0.1}})
+    result = subprocess.run([sys.executable, "-m", "otxlike", "hpo", "-w", str(workspace.root), "--weights", "none"],
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "every trial of study 'default' failed (1 of 1)" in result.stdout + result.stderr
+    assert "batch_size" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("style", ["variable", "spelled_out"])
+def test_apply_of_epochs_moves_the_run_length_and_schedule_and_leaves_precision_to_the_run(workspace, style):
+    """``epochs`` lands where model.py sets it: the templates' ``max_epochs`` variable, or an
+    mmdet-style ``train_cfg=dict(max_epochs=15)`` with the scheduler's ends spelled out too (as
+    ``otxlike train --epochs`` moves them). ``precision`` is not written: mmengine reads the
+    optimizer wrapper model.py names on any machine, and the trial's is this machine's."""
+    from mmengine.config import Config
+
+    from otxlike.hpo.apply import apply_params, run_flags
+    from otxlike.hpo.config import read_hpo_config
+
+    if style == "spelled_out":
+        text = workspace.model_py.read_text()
+        assert text.count("max_epochs = 15\n") == 1
+        text = text.replace("max_epochs = 15\n", "").replace("=max_epochs", "=15")
+        workspace.model_py.write_text(text)
+    params = {"epochs": 4, "precision": "bf16"}
+    apply_params(workspace, read_hpo_config(workspace), params)
+    cfg = Config.fromfile(workspace.model_py)
+    assert cfg.train_cfg.max_epochs == 4
+    assert [(s["end"], s["T_max"]) for s in cfg.param_scheduler if s["type"] == "CosineAnnealingLR"] == [(4, 4)]
+    assert ("max_epochs" in cfg) == (style == "variable")
+    assert cfg.optim_wrapper.get("type", "OptimWrapper") == "OptimWrapper"
+    assert run_flags(params) == {"precision": "bf16"}

@@ -17,16 +17,29 @@ from otxlike.hpo.config import HpoConfig
 from otxlike.workspace.workspace import Workspace
 
 #: The config key each ``otxlike train`` flag sets (:func:`otxlike.engine.hparams.apply`).
+#: ``epochs`` follows ``train_cfg.max_epochs`` to the ``max_epochs`` variable the templates
+#: define, or rewrites the number an mmdet-style ``train_cfg=dict(max_epochs=12)`` spells out.
 FLAG_KEYS = {"lr": "optim_wrapper.optimizer.lr", "batch_size": "train_dataloader.batch_size",
              "optimizer": "optim_wrapper.optimizer", "scheduler": "param_scheduler", "warmup": "param_scheduler",
-             "epochs": "max_epochs", "eval_interval": "train_cfg.val_interval",
-             "early_stop": "custom_hooks", "precision": "optim_wrapper"}
+             "epochs": "train_cfg.max_epochs", "eval_interval": "train_cfg.val_interval",
+             "early_stop": "custom_hooks"}
+
+#: Flags that choose how this machine runs, not what model.py trains: ``precision`` becomes an
+#: optimizer wrapper of the device the run finds (``AmpOptimWrapper`` on CUDA, otxlike's CPU
+#: bf16 one), which written into model.py would be wrong on the next machine. ``--apply``
+#: leaves them to ``otxlike train --precision``.
+RUN_FLAGS = ("precision",)
+
+
+def run_flags(params: dict) -> dict:
+    """The values of ``params`` that ``--apply`` does not write (:data:`RUN_FLAGS`)."""
+    return {k: v for k, v in params.items() if k in RUN_FLAGS}
 
 
 def config_keys(params: dict) -> list[str]:
-    """The dotted keys to rewrite for ``params``, without those inside another one (``optimizer``
-    rewrites ``optim_wrapper.optimizer`` whole, its ``lr`` included)."""
-    keys = list(dict.fromkeys(FLAG_KEYS.get(name, name) for name in params))
+    """The dotted keys to rewrite for ``params`` (but :data:`RUN_FLAGS`), without those inside
+    another one (``optimizer`` rewrites ``optim_wrapper.optimizer`` whole, its ``lr`` included)."""
+    keys = list(dict.fromkeys(FLAG_KEYS.get(name, name) for name in params if name not in RUN_FLAGS))
     return [k for k in keys if not any(k != o and k.startswith(o + ".") for o in keys)]
 
 
@@ -53,7 +66,8 @@ def apply_params(ws: Workspace, hpo: HpoConfig, params: dict) -> Committed:
     Args:
         ws: The workspace.
         hpo: The study's config (its metric sets the eval key, as in a trial).
-        params: The trial's values (``StudyResult.best.params``).
+        params: The trial's values (``StudyResult.best.params``); :data:`RUN_FLAGS` among them
+            are not written (:func:`run_flags`).
 
     Returns:
         The :class:`~otxlike.configedit.commit.Committed` files and backup.
@@ -76,9 +90,14 @@ def apply_params(ws: Workspace, hpo: HpoConfig, params: dict) -> Committed:
     apply(run, hp, ws.task_spec, config_scope(run))
     files = [ws.model_py, ws.data_pipeline_py]
     sources = {f: ConfigSource(f.read_text(encoding="utf-8"), f.name) for f in files}
-    for key in config_keys(params):
+    keys = config_keys(params)
+    if "epochs" in params and "param_scheduler" not in keys:
+        target = _target(sources[ws.model_py], ("train_cfg", "max_epochs"))
+        if target is not None and target[1] == ("train_cfg", "max_epochs"):
+            keys.append("param_scheduler")  # a spelled-out number: the schedule's ends are too
+    for key in keys:
         path = tuple(key.split("."))
-        value = config_value(run, "train_cfg.max_epochs" if key == "max_epochs" else key)
+        value = config_value(run, key)
         for f in files:
             target = _target(sources[f], path)
             if target is None:

@@ -88,6 +88,17 @@ class Param:
             return suggest(self.name, self.low, self.high, step=self.step)
         return suggest(self.name, self.low, self.high, log=self.log)
 
+    def distribution(self):
+        """The optuna distribution :meth:`suggest` draws from (``optuna/distributions.py``), to
+        compare with what a stored study recorded for this name."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "categorical":
+            return CategoricalDistribution(list(self.choices))
+        if self.kind == "int":
+            return IntDistribution(self.low, self.high, log=self.step is None and self.log, step=self.step or 1)
+        return FloatDistribution(self.low, self.high, log=self.step is None and self.log, step=self.step)
+
     def contains(self, value: Any) -> bool:
         """Whether ``value`` (e.g. the workspace's own setting) lies in this parameter's space."""
         if self.kind == "categorical":

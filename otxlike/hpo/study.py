@@ -282,13 +282,18 @@ def budget_spent(trials: tuple[TrialView, ...], hpo: HpoConfig) -> str | None:
     ``time_ratio`` x the baseline's), or None while budget is left.
 
     Counted: complete, pruned, running and failed trials; not those interrupted (a Ctrl-C, a
-    process that died), so a resumed study runs them again.
+    process that died), so a resumed study runs them again. A failed baseline spends a budget
+    of ``time_ratio`` alone: there is no time to measure by (a baseline that cannot train says the
+    trials will not either).
     """
     counted = [t for t in trials if t.counted]
     if hpo.n_trials is not None and len(counted) >= hpo.n_trials:
         return f"{len(counted)} of n_trials {hpo.n_trials} trials run or running"
     if hpo.time_ratio is not None:
         base = next((t for t in trials if t.baseline and t.state == "complete"), None)
+        failed = next((t for t in trials if t.baseline and t.counted and t.state == "failed"), None)
+        if base is None and failed is not None and hpo.n_trials is None:
+            return f"the baseline (trial {failed.number}) failed, so time_ratio has no time to measure by"
         if base is not None:
             spent = sum(t.seconds or 0 for t in counted)
             if spent >= hpo.time_ratio * base.seconds:
@@ -362,8 +367,6 @@ class Objective:
             trial.set_user_attr(key, value)
         baseline = bool(trial.user_attrs.get("baseline"))
         fixed = trial.user_attrs.get("baseline_params") or []
-        values = {p.name: p.suggest(trial) for p in self.hpo.space if not baseline or p.name in fixed}
-        hp = trial_hparams(self.hpo, {} if baseline else values, self.weights)
         pruned: list[int] = []
 
         def on_progress(p) -> bool:
@@ -378,6 +381,8 @@ class Objective:
             return False
 
         try:
+            values = {p.name: p.suggest(trial) for p in self.hpo.space if not baseline or p.name in fixed}
+            hp = trial_hparams(self.hpo, {} if baseline else values, self.weights)
             run_dir.mkdir(parents=True, exist_ok=True)
             result = train(self.ws, on_progress=on_progress, hparams=hp, run_dir=run_dir)
             metrics = result.metrics
@@ -522,7 +527,43 @@ def create_or_load(location: str, study_name: str, hpo: HpoConfig, baseline: dic
         raise OtxlikeError(f"study '{study_name}' in {location} optimises {metric} ({study.direction.name.lower()}), "
                            f"hpo.yaml says {hpo.metric} ({hpo.direction})",
                            "pass another --study-name for a new study, or set hpo.yaml back")
+    check_space(study, hpo, study_name)
     return False
+
+
+def check_space(study, hpo: HpoConfig, study_name: str) -> None:
+    """Refuse an hpo.yaml whose search space optuna cannot draw from in the stored study: a
+    parameter whose kind, ``log`` setting or categorical choices differ from those its trials
+    recorded (``optuna.distributions.check_distribution_compatibility``; ranges of numbers may
+    change). Without this each new trial would fail at its first suggestion.
+
+    Raises:
+        OtxlikeError: Naming the parameter, what the study has and what hpo.yaml says.
+    """
+    from optuna.distributions import check_distribution_compatibility
+
+    stored: dict = {}
+    for t in study.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            stored.setdefault(name, dist)
+    for p in hpo.space:
+        if p.name not in stored:
+            continue
+        try:
+            check_distribution_compatibility(stored[p.name], p.distribution())
+        except ValueError:
+            raise OtxlikeError(f"study '{study_name}' draws '{p.name}' from {_describe(stored[p.name])}, hpo.yaml "
+                               f"from {_describe(p.distribution())}; optuna cannot change that within a study",
+                               "pass a new --study-name for the new search space, or set hpo.yaml back") from None
+
+
+def _describe(dist) -> str:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return f"choices {list(dist.choices)}"
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    return f"{'log-' if dist.log else ''}{kind} [{dist.low}, {dist.high}]"
 
 
 def run_study(ws: Workspace, hpo: HpoConfig, study_name: str = DEFAULT_STUDY, storage: str | None = None,

@@ -62,11 +62,13 @@ def hpo(
             if result.best is None:
                 raise OtxlikeError("--apply: the study has no complete trial to apply")
             from otxlike.cli.render.lines import updated_lines
-            from otxlike.hpo.apply import apply_params
+            from otxlike.hpo.apply import apply_params, run_flags
 
             done = apply_params(ws, config, result.best.params)
             print_lines(out, [f"[*] Applied trial {result.best.number}'s values to the workspace",
-                              *updated_lines(done.files, done.backup)])
+                              *updated_lines(done.files, done.backup),
+                              *(f"[!] {name} is this machine's choice, not model.py's: train with --{name} {value}"
+                                for name, value in run_flags(result.best.params).items())])
 
 
 def register(app: typer.Typer) -> None:
