@@ -141,6 +141,78 @@ def test_graph_matches_mmdet_predict(seeded, digits, canvases, task):
             assert (masks == pred.masks).float().mean() > 0.999
 
 
+#: A template of each task whose data preprocessor the colour test builds (the colour flag is
+#: mmpretrain's ``to_rgb``, mmdet's and mmseg's ``bgr_to_rgb``).
+PREPROCESSOR_TEMPLATES = {"classification": "classification/cls_resnet18", "detection": "detection/det_atss_r18",
+                          "segmentation": "segmentation/seg_fpn_r18"}
+
+
+@pytest.mark.parametrize("convert", [True, False], ids=["template-flag", "no-conversion"])
+@pytest.mark.parametrize("task", list(PREPROCESSOR_TEMPLATES))
+def test_graph_normalization_matches_data_preprocessor(task, convert):
+    """The graph's colour conversion and normalisation of an RGB input equal the library's own
+    data preprocessor (ClsDataPreprocessor, DetDataPreprocessor, SegDataPreProcessor, built from
+    the template's config) on the same pixels in BGR, as mmcv loads them: a colour image and a
+    different mean/std per channel, so that a swapped channel order shows."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    from otxlike.deploy.graphs import _Normalize
+
+    cfg = Config.fromfile(REPO / "templates" / PREPROCESSOR_TEMPLATES[task] / "model.py")
+    pre_cfg = dict(cfg.model.data_preprocessor)
+    flag = next(k for k in ("to_rgb", "bgr_to_rgb") if k in pre_cfg)
+    assert pre_cfg[flag] is True  # the templates train on RGB
+    pre_cfg.update({flag: convert, "mean": [10.0, 120.0, 200.0], "std": [30.0, 60.0, 90.0]})
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        preprocessor = MODELS.build(pre_cfg).eval()
+    bgr = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, 32, 64), dtype=np.uint8))
+    normalize = _Normalize(preprocessor)
+    with torch.no_grad():
+        want = preprocessor({"inputs": list(bgr), "data_samples": None}, False)["inputs"]
+        got = normalize(bgr.flip(1).float())  # the graph's input: RGB, 0..255
+    torch.testing.assert_close(got, want)
+    assert normalize.to_bgr is not convert  # model.json's network_color_order: RGB iff the flag is set
+
+
+def test_graph_normalization_refuses_unknown_preprocessor():
+    """A data preprocessor with none of the known colour-conversion attributes is refused, not
+    guessed at (mmengine's BaseDataPreprocessor converts nothing and has no flag)."""
+    from mmengine.model import BaseDataPreprocessor
+
+    from otxlike.deploy.graphs import _Normalize
+
+    with pytest.raises(OtxlikeError, match="BaseDataPreprocessor"):
+        _Normalize(BaseDataPreprocessor())
+
+
+def test_optimize_skips_unfinished_exports(workspace):
+    """A killed export leaves its hidden staging folder (``.<time>_export.XXXX.partial``, see
+    otxlike.fileio.staged_dir) with model.json already written (export writes it before the
+    verification): optimize neither picks it alone nor prefers it to a finished export."""
+    from otxlike.deploy.optimize import latest_export, optimize
+
+    classes = _classes(workspace)
+    info = {"task": "classification", "classes": classes,  # what export.model_info writes first
+            "input": {"name": "image", "shape": [-1, 3, 32, 32], "dtype": "float32", "color_order": "RGB"},
+            "outputs": [{"name": "scores", "shape": [-1, len(classes)], "dtype": "float32"}],
+            "format": "openvino", "model": "model.xml", "precision": "fp32"}
+
+    def export_folder(name):
+        folder = workspace.outputs / name
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text(json.dumps(info))
+        return folder
+
+    partial = export_folder(".20990101_000000_export.k1ll3d.partial")
+    with pytest.raises(OtxlikeError, match="no FP32 OpenVINO export"):
+        optimize(workspace)
+    assert list(workspace.outputs.iterdir()) == [partial]  # the refusal wrote nothing
+    finished = export_folder("20240101_000000_export")
+    assert latest_export(workspace) == finished
+
+
 @pytest.fixture(scope="module")
 def exports(seeded):
     """task -> ExportResult of an ONNX export of the seeded checkpoint."""

@@ -82,12 +82,47 @@ def batched_nms_indices(boxes: torch.Tensor, scores: torch.Tensor, max_per_class
     return rows[rank < max_per_class]
 
 
+#: Where each data preprocessor keeps its "swap the channels" flag (its input is BGR, as mmcv loads
+#: images, so a swap means the network sees RGB): mmengine/model/base_model/data_preprocessor.py
+#: ``ImgDataPreprocessor._channel_conversion`` (bgr_to_rgb or rgb_to_bgr; also mmdet's
+#: ``DetDataPreprocessor`` and mmpretrain's ``SelfSupDataPreprocessor``),
+#: mmpretrain/models/utils/data_preprocessor.py ``ClsDataPreprocessor.to_rgb``,
+#: mmseg/models/data_preprocessor.py ``SegDataPreProcessor.channel_conversion``.
+CHANNEL_SWAP_ATTRIBUTES = ("_channel_conversion", "to_rgb", "channel_conversion")
+
+
+def swaps_channels(preprocessor: nn.Module) -> bool:
+    """Whether ``preprocessor`` reverses the channel order of its (3, H, W) input before
+    normalising: the first of :data:`CHANNEL_SWAP_ATTRIBUTES` it has (rules in
+    mmengine/model/base_model/data_preprocessor.py, mmpretrain/models/utils/data_preprocessor.py,
+    mmseg/models/data_preprocessor.py).
+
+    Raises:
+        OtxlikeError: It has none of them: its colour handling is unknown, so the exported
+            graph's colour order cannot be told.
+    """
+    for name in CHANNEL_SWAP_ATTRIBUTES:
+        if hasattr(preprocessor, name):
+            return bool(getattr(preprocessor, name))
+    raise OtxlikeError(f"export does not know the colour order of a {type(preprocessor).__name__} data preprocessor "
+                       f"(it has none of {', '.join(CHANNEL_SWAP_ATTRIBUTES)})",
+                       "use the task's usual data preprocessor in model.py (ClsDataPreprocessor, "
+                       "DetDataPreprocessor or SegDataPreProcessor)")
+
+
 class _Normalize(nn.Module):
-    """RGB 0..255 (N, 3, H, W) -> what the model's data preprocessor hands the network."""
+    """RGB 0..255 (N, 3, H, W) -> what the model's data preprocessor hands the network.
+
+    The preprocessor receives BGR (mmcv's loading order); when it does not swap the channels
+    (:func:`swaps_channels`) the network is BGR and the RGB input is flipped here (``to_bgr``).
+
+    Raises:
+        OtxlikeError: A preprocessor :func:`swaps_channels` does not know.
+    """
 
     def __init__(self, preprocessor: nn.Module):
         super().__init__()
-        self.to_bgr = not getattr(preprocessor, "_channel_conversion", False)
+        self.to_bgr = not swaps_channels(preprocessor)
         enabled = getattr(preprocessor, "_enable_normalize", False)
         mean = preprocessor.mean.detach().float().reshape(1, -1, 1, 1) if enabled else torch.zeros(1, 3, 1, 1)
         std = preprocessor.std.detach().float().reshape(1, -1, 1, 1) if enabled else torch.ones(1, 3, 1, 1)

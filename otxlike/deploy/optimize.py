@@ -41,13 +41,19 @@ class OptimizeResult:
 
 
 def latest_export(ws: Workspace) -> Path:
-    """The newest FP32 OpenVINO export folder of ``ws``.
+    """The newest FP32 OpenVINO export folder of ``ws``: ``outputs/<time>_export[_n]/``, by name.
+
+    Hidden folders are skipped: ``.<time>_export.XXXX.partial`` is the staging folder of an export
+    that has not finished (or was killed), whose model.json is written before the export is
+    verified (:func:`otxlike.fileio.staged_dir`, :func:`otxlike.deploy.export.export`).
 
     Raises:
         OtxlikeError: None exists.
     """
     found = []
     for folder in ws.outputs.glob("*_export*") if ws.outputs.is_dir() else []:
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
         try:
             info = json.loads((folder / "model.json").read_text())
         except (OSError, ValueError):
