@@ -194,11 +194,20 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny, cli):
     assert "only --epochs can change" in _one_error_line(cli("train", "--resume", "--lr", "0.1", cwd=tiny.root))
 
     seen = []
-    run = train(tiny, resume=True, on_progress=seen.append)
+    run = train(tiny, resume=True, epochs=4, on_progress=seen.append)  # --epochs extends it
     assert run.run_dir == stopped
-    assert [p.epoch for p in seen if p.phase == "val"] == [2, 3]  # mmengine resumed after epoch 1
+    assert [p.epoch for p in seen if p.phase == "val"] == [2, 3, 4]  # mmengine resumed after epoch 1
     assert seen[0].hparams["lr"] == 0.01 and seen[0].hparams["seed"] == 2  # the run's own hyper-parameters
-    assert (stopped / "epoch_3.pth").is_file() and "accuracy/top1" in evaluate(tiny).metrics
+    # one iteration per epoch (20 images, batch 32). The checkpoint, after step 1 of a 3-step cosine,
+    # holds lr_1 = 0.01 (1 + cos(pi / 3)) / 2; resumed with --epochs 4 the cosine's chainable form
+    # (mmengine's CosineAnnealingParamScheduler, SGDR eq. 5) goes on towards 0 at step 4:
+    # lr_t = lr_1 (1 + cos(pi t / 4)) / (1 + cos(pi / 4)). The checkpoint's own bounds would end it at step 3.
+    lrs = {(p.epoch, p.iter): p.lr for p in seen if p.phase == "train"}
+    assert sorted(lrs) == [(2, 1), (3, 1), (4, 1)]
+    lr_1 = 0.01 * (1 + math.cos(math.pi / 3)) / 2
+    for t in (2, 3):
+        assert lrs[(t, 1)] == pytest.approx(lr_1 * (1 + math.cos(math.pi * t / 4)) / (1 + math.cos(math.pi / 4)))
+    assert (stopped / "epoch_4.pth").is_file() and "accuracy/top1" in evaluate(tiny).metrics
     assert json.loads((stopped / "metrics.json").read_text()).get("status") != "failed"
     assert "no interrupted training run" in _one_error_line(cli("train", "--resume", cwd=tiny.root))
 

@@ -102,3 +102,40 @@ def complete_metrics(evaluator: dict | None, metrics: dict) -> dict:
             metrics[f"coco/{kind}_mAP"] = 0.0
             metrics[f"coco/{kind}_mAP_50"] = 0.0
     return metrics
+
+
+def resumed_schedule_hook():
+    """An mmengine ``Hook`` that keeps this run's scheduler bounds over a resumed checkpoint's.
+
+    mmengine's ``Runner.resume`` loads every parameter scheduler's state dict
+    (``mmengine/runner/runner.py``; ``_ParamScheduler.load_state_dict`` updates the whole
+    ``__dict__``, ``mmengine/optim/scheduler/param_scheduler.py``), so ``end`` and ``T_max`` come
+    back as the interrupted run had them and ``train --resume --epochs N`` would run its extra
+    epochs at the old schedule's last value. The hook reads the bounds of the schedulers built
+    from this run's config in ``before_run`` (in iterations when ``convert_to_iter_based``) and
+    puts them back in ``before_train``, which mmengine calls after ``load_or_resume``. A cosine
+    then continues from the resumed value to ``eta_min`` at the new last epoch (its chainable
+    form scales the rest of the curve).
+    """
+    from mmengine.hooks import Hook
+
+    def schedulers(runner) -> list:
+        found = runner.param_schedulers or []
+        return [s for group in found.values() for s in group] if isinstance(found, dict) else list(found)
+
+    class ResumedScheduleHook(Hook):
+        """Puts the config's ``end`` / ``T_max`` back after a resume."""
+
+        priority = "VERY_HIGH"
+        bounds: list = []
+
+        def before_run(self, runner):
+            self.bounds = [(s, {k: getattr(s, k) for k in ("end", "T_max") if hasattr(s, k)})
+                           for s in schedulers(runner)]
+
+        def before_train(self, runner):
+            for scheduler, values in self.bounds:
+                for key, value in values.items():
+                    setattr(scheduler, key, value)
+
+    return ResumedScheduleHook()

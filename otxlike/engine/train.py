@@ -16,7 +16,7 @@ import yaml
 
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
-from otxlike.engine.hooks import Progress, progress_hook, step_counter
+from otxlike.engine.hooks import Progress, progress_hook, resumed_schedule_hook, step_counter
 from otxlike.engine.curves import plot_curves
 from otxlike.engine.distributed import distribute, from_rank0, norm_sync_hook, world
 from otxlike.engine.hparams import HParams, apply, apply_start, effective
@@ -119,6 +119,8 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
     runner.register_hook(counter)
     if world_size > 1:
         runner.register_hook(norm_sync_hook())
+    if resume:
+        runner.register_hook(resumed_schedule_hook())
     try:
         with checkpoint_loading(), prints_to_log(runner, verbose):
             runner.train()
