@@ -195,6 +195,166 @@ def test_detection_checks_name_the_file(tmp_path, canvases, copy_split):
     assert not any((tmp_path / n).exists() for n in "abcde")
 
 
+def _coco_copy(canvases, copy_split, change) -> tuple[Path, Path]:
+    """Copies of the canvases' train and val splits with ``change(coco)`` applied to both JSONs."""
+    roots = []
+    for split in ("train", "val"):
+        root = copy_split(canvases.root / split, name=f"changed_{split}")
+        coco = json.loads((root / "annotations.json").read_text())
+        change(coco)
+        (root / "annotations.json").write_text(json.dumps(coco))
+        roots.append(root)
+    return roots[0], roots[1]
+
+
+def test_coco_class_names_follow_the_labels_mmdet_gives(tmp_path, canvases, copy_split):
+    """Categories listed out of id order ([10, 9, ..., 1]): mmdet's CocoDataset numbers labels in
+    the order of the file's ``categories`` (mmdet/datasets/coco.py, pycocotools getCatIds), so
+    the name otxlike gives each label must be the name of the annotation's category."""
+    from mmdet.datasets import CocoDataset
+
+    train, val = _coco_copy(canvases, copy_split, lambda coco: coco["categories"].reverse())
+    ws, plan = _build("detection", tmp_path, train_root=train, val_root=val)
+    coco = json.loads((train / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    files = {img["id"]: img["file_name"] for img in coco["images"]}
+    expected: dict = {}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        expected.setdefault(files[a["image_id"]], []).append(([x, y, x + w, y + h], names[a["category_id"]]))
+    theirs = CocoDataset(ann_file=str(train / "annotations.json"), data_prefix=dict(img=str(train / "images") + "/"),
+                         metainfo=dict(classes=tuple(plan.classes)), test_mode=True, pipeline=[])
+    for dataset in (theirs, _dataset(ws)):
+        assert len(dataset) == len(files)
+        for i in range(len(dataset)):
+            info = dataset.get_data_info(i)
+            got = sorted((inst["bbox"], plan.classes[inst["bbox_label"]]) for inst in info["instances"])
+            assert got == sorted(expected[Path(info["img_path"]).name])
+
+
+def test_coco_without_area_is_completed_in_the_cache_and_scores_with_cocoeval(tmp_path, canvases, copy_split):
+    """A COCO file without ``area`` (and an image without width/height) is completed in a cached
+    copy (area = box w * h), the user's file is left alone, and pycocotools' COCOeval scores the
+    copy: the ground truth boxes as detections give AP 1."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from tests.conftest import snapshot
+
+    def strip(coco):
+        for a in coco["annotations"]:
+            del a["area"]
+        del coco["images"][0]["width"], coco["images"][0]["height"]
+
+    train, val = _coco_copy(canvases, copy_split, strip)
+    before = snapshot(tmp_path)
+    ws, plan = _build("detection", tmp_path, train_root=train, val_root=val)
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("ws")} == before
+    user = json.loads((val / "annotations.json").read_text())
+    eval_file = Path(plan.checked["val"].eval_ann_file)
+    gt = COCO(str(eval_file))
+    detections = gt.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+                              "score": 1.0} for a in user["annotations"]])
+    scored = COCOeval(gt, detections, "bbox")
+    scored.evaluate()
+    scored.accumulate()
+    scored.summarize()
+    assert scored.stats[0] == pytest.approx(1.0)
+    for a in user["annotations"]:
+        assert gt.anns[a["id"]]["area"] == pytest.approx(a["bbox"][2] * a["bbox"][3])
+    first = user["images"][0]
+    with Image.open(val / "images" / first["file_name"]) as im:
+        assert (gt.imgs[first["id"]]["width"], gt.imgs[first["id"]]["height"]) == im.size
+    assert eval_file != val / "annotations.json"
+    assert len(_dataset(ws, "val")) == len(user["images"])
+
+
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)  # a ._<name> resource fork
+
+
+def test_hidden_files_and_folders_are_not_data(tmp_path, digits, canvases):
+    """macOS ``._<name>`` AppleDouble files, ``.DS_Store`` and hidden folders are skipped by the
+    formats' listings and by predict's, instead of stopping the split as unreadable images."""
+    from otxlike.deploy.runtime import list_images, read_images
+
+    data = tmp_path / "imagenet"
+    shutil.copytree(digits.root, data)
+    (data / "train" / "3" / "._0.png").write_bytes(APPLE_DOUBLE)
+    (data / "train" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (data / "val" / "3" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    shutil.copytree(data / "train" / "3", data / "train" / ".thumbnails")  # a hidden folder of real images
+    (data / "train" / ".thumbnails" / "._0.png").unlink()
+    ws, plan = _build("classification", tmp_path, data_root=data)
+    assert plan.classes == list(digits.classes)
+    assert plan.checked["train"].images == len(list(digits.train_root.rglob("*.png"))) == digits.num_train
+    assert plan.checked["val"].images == digits.num_val
+
+    voc = writers.write_voc(canvases, tmp_path / "voc")
+    (voc / "Annotations" / "._000001.xml").write_bytes(APPLE_DOUBLE)
+    (voc / "JPEGImages" / "._000001.jpg").write_bytes(APPLE_DOUBLE)
+    _, voc_plan = _build("detection", tmp_path / "v", data_root=tmp_path / "voc")
+    assert voc_plan.format == "voc" and voc_plan.checked["train"].images == canvases.num_train
+
+    folder = data / "train" / "3"
+    real = sorted(p for p in digits.train_root.joinpath("3").iterdir())
+    assert [p.name for p in list_images(folder)] == [p.name for p in real]
+    batch, _ = read_images(list_images(folder), (32, 32))
+    assert batch.shape == (len(real), 3, 32, 32)
+
+
+def _oriented_image(path: Path, orientation: int) -> None:
+    """A 40 x 20 (w x h) RGB image, not symmetric, saved with EXIF ``Orientation``."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = (255, 0, 0)
+    pixels[:5, :, 1] = 200
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif)
+
+
+def _sixteen_bit_png(path: Path, channels: int) -> None:
+    """A 50 x 30 16-bit PNG (grey or BGR) with values across 0..65535, written by OpenCV."""
+    import cv2
+
+    grey = (np.arange(30 * 50).reshape(30, 50) * 43).astype(np.uint16)
+    cv2.imwrite(str(path), grey if channels == 1 else np.stack([grey, grey // 2, grey // 3], -1))
+
+
+@pytest.mark.parametrize("name, write", [
+    ("o6.jpg", lambda p: _oriented_image(p, 6)),
+    ("o8.jpg", lambda p: _oriented_image(p, 8)),
+    ("o3.jpg", lambda p: _oriented_image(p, 3)),
+    ("o6.png", lambda p: _oriented_image(p, 6)),
+    ("o6.webp", lambda p: _oriented_image(p, 6)),
+    ("o6.tif", lambda p: _oriented_image(p, 6)),
+    ("grey16.png", lambda p: _sixteen_bit_png(p, 1)),
+    ("colour16.png", lambda p: _sixteen_bit_png(p, 3)),
+])
+def test_image_size_and_predict_read_images_as_the_training_pipeline(tmp_path, name, write):
+    """``image_size`` (header only) and predict's ``read_images`` see the pixels the templates'
+    ``LoadImageFromFile`` (mmcv's transform at its defaults) gives training: EXIF orientation
+    applied, 16-bit scaled to 8-bit; the stretch to the input size is Pillow's bilinear resize
+    (docs/deploy.md's contract)."""
+    from mmcv.transforms import LoadImageFromFile
+
+    from otxlike.data.images import image_size
+    from otxlike.deploy.runtime import read_images
+
+    path = tmp_path / name
+    write(path)
+    loaded = LoadImageFromFile()({"img_path": str(path)})
+    height, width = loaded["img"].shape[:2]
+    assert image_size(path) == (width, height)
+    batch, sizes = read_images([path], (height, width))
+    assert sizes == [(height, width)]
+    np.testing.assert_array_equal(batch[0], loaded["img"][..., ::-1].transpose(2, 0, 1))
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(loaded["img"][..., ::-1])).resize((24, 16), Image.BILINEAR))
+    batch, sizes = read_images([path], (16, 24))
+    assert sizes == [(height, width)]
+    np.testing.assert_array_equal(batch[0], resized.transpose(2, 0, 1))
+
+
 # -- semantic segmentation -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt, writer, folder", [

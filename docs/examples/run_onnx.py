@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def load(folder: Path):
@@ -40,7 +40,7 @@ def load(folder: Path):
 def preprocess(path: Path, info: dict):
     """The image as model.json's input asks: RGB, stretched to H x W, float32 0..255, (1, 3, H, W)."""
     _, _, h, w = info["input"]["shape"]
-    image = Image.open(path).convert("RGB")
+    image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")  # phone photos: as training turns them
     size = (image.height, image.width)
     array = np.asarray(image.resize((w, h), Image.BILINEAR), np.float32).transpose(2, 0, 1)[None]
     return np.ascontiguousarray(array), size

@@ -82,12 +82,39 @@ def _problem(path: Path) -> str | None:
     return None
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file, from its header."""
+#: EXIF ``Orientation`` values that turn the stored image by 90 or 270 degrees (width and height swap).
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def image_size(path: Path, oriented: bool = True) -> tuple[int, int]:
+    """``(width, height)`` in pixels of an image file as training reads it, from its header (no
+    pixel is decoded).
+
+    The templates load images with ``LoadImageFromFile`` at its defaults (``color_type='color'``,
+    ``imdecode_backend='cv2'``): ``mmcv.imfrombytes`` -> ``cv2.imdecode(..., IMREAD_COLOR)``
+    (``mmcv/image/io.py``), which turns the image by its EXIF ``Orientation`` (JPEG, PNG, WebP,
+    TIFF). A phone photo stored 4000x3000 with orientation 6 is therefore 3000x4000 to the model,
+    to mmdet's box checks and to COCO's ``width`` / ``height``. Pillow's header gives the stored
+    size, except for TIFF, whose reader already reports the turned size
+    (``PIL/TiffImagePlugin.py``), so only the other formats are swapped here.
+
+    Args:
+        path: The image file.
+        oriented: False for files read without EXIF rotation (label maps: mmseg's
+            ``LoadAnnotations`` decodes them with Pillow, ``flag='unchanged'``): the stored size.
+
+    Raises:
+        OSError / PIL.UnidentifiedImageError: The file cannot be opened as an image (callers run
+            :func:`check_images` first).
+    """
     from PIL import Image
 
     with Image.open(path) as image:
-        return image.size
+        width, height = image.size
+        if oriented and image.format != "TIFF" and \
+                image.getexif().get(0x0112) in SWAPPING_ORIENTATIONS:  # 0x0112: Orientation
+            return height, width
+        return width, height
 
 
 def problems_line(what: str, problems: list[str]) -> str:

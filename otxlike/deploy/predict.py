@@ -88,13 +88,19 @@ MIN_PICTURE_SIDE = 384
 
 
 def draw(image_path: Path, result: dict, task: str, classes: list[str]):
-    """The image (RGB) with ``result`` drawn over it, as a Pillow image; images smaller than
-    :data:`MIN_PICTURE_SIDE` are enlarged by an integer factor first."""
+    """The image (RGB, decoded as predict reads it: :func:`~otxlike.deploy.runtime.read_image`,
+    EXIF orientation applied) with ``result`` drawn over it, as a Pillow image; images smaller
+    than :data:`MIN_PICTURE_SIDE` are enlarged by an integer factor first.
+
+    Raises:
+        OtxlikeError: The image cannot be read or decoded.
+    """
     import numpy as np
     from PIL import Image, ImageDraw
 
-    with Image.open(image_path) as im:
-        canvas = im.convert("RGB")
+    from otxlike.deploy.runtime import read_image
+
+    canvas = Image.fromarray(read_image(image_path))
     k = max(1, -(-MIN_PICTURE_SIDE // max(canvas.size)))
     if k > 1:
         canvas = canvas.resize((canvas.width * k, canvas.height * k), Image.NEAREST)

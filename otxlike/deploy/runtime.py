@@ -160,6 +160,10 @@ def graph_runner(graph):
 def list_images(source: Path) -> list[Path]:
     """The image files of ``source`` (one file, or a folder's files sorted by name, not recursive).
 
+    Hidden files (names starting with ``.``: macOS ``._<name>`` AppleDouble files, ``.DS_Store``)
+    of a folder are skipped, as the data formats skip them (``otxlike.data.formats.common.is_hidden``);
+    a file given by name is read whatever its name.
+
     Raises:
         OtxlikeError: ``source`` missing, or a folder without images.
     """
@@ -168,18 +172,47 @@ def list_images(source: Path) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise OtxlikeError(f"{source} does not exist", "pass an image file or a folder of images")
-    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = sorted(p for p in source.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not images:
         raise OtxlikeError(f"no images in {source}", f"put {', '.join(IMAGE_SUFFIXES)} files there")
     return images
 
 
-def read_images(paths: list[Path], input_size: tuple[int, int]):
-    """``(batch, sizes)``: float32 (N, 3, H, W) RGB 0..255, each image stretched to ``input_size``
-    (H, W) with bilinear resampling (Pillow), and each original (height, width).
+def read_image(path: Path):
+    """One image file as training's loader reads it, in RGB: uint8 (H, W, 3).
+
+    The templates' pipelines start with ``LoadImageFromFile`` at its defaults
+    (``color_type='color'``, ``imdecode_backend='cv2'``), i.e. ``mmcv.imfrombytes(bytes,
+    flag='color', backend='cv2')`` (``mmcv/transforms/loading.py``, ``mmcv/image/io.py``):
+    ``cv2.imdecode(..., IMREAD_COLOR)`` turns the image by its EXIF ``Orientation``, makes grey
+    and palette images 3-channel, drops alpha and scales 16-bit images to 8-bit (value >> 8).
+    The same call here gives predict exactly the pixels the model was trained and evaluated on.
 
     Raises:
-        OtxlikeError: A file Pillow cannot decode (named).
+        OtxlikeError: A file that cannot be read or decoded (named).
+    """
+    import mmcv
+
+    path = Path(path)
+    try:
+        img = mmcv.imfrombytes(path.read_bytes(), flag="color", channel_order="rgb", backend="cv2")
+    except OSError as exc:
+        raise OtxlikeError(f"cannot read image {path}: {exc.strerror or exc}", "remove or replace the file") from exc
+    if img is None:  # cv2.imdecode returns None for bytes it cannot decode
+        raise OtxlikeError(f"cannot read image {path}: not an image OpenCV can decode", "remove or replace the file")
+    return img
+
+
+def read_images(paths: list[Path], input_size: tuple[int, int]):
+    """``(batch, sizes)``: float32 (N, 3, H, W) RGB 0..255, each image decoded as training decodes
+    it (:func:`read_image`: EXIF orientation applied, 16-bit scaled to 8-bit) and stretched to
+    ``input_size`` (H, W) with bilinear resampling (Pillow, as docs/deploy.md's contract and
+    docs/examples/run_onnx.py do it), and each decoded (height, width) in pixels: the size
+    predictions are mapped back to.
+
+    Raises:
+        OtxlikeError: A file that cannot be read or decoded (named).
     """
     import numpy as np
     from PIL import Image
@@ -187,15 +220,11 @@ def read_images(paths: list[Path], input_size: tuple[int, int]):
     h, w = input_size
     batch, sizes = np.empty((len(paths), 3, h, w), np.float32), []
     for i, path in enumerate(paths):
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                sizes.append((im.height, im.width))
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.BILINEAR)
-                batch[i] = np.asarray(im, np.float32).transpose(2, 0, 1)
-        except OSError as exc:
-            raise OtxlikeError(f"cannot read image {path}: {exc}", "remove or replace the file") from exc
+        img = read_image(path)
+        sizes.append(img.shape[:2])
+        if img.shape[:2] != (h, w):
+            img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+        batch[i] = img.transpose(2, 0, 1)
     return batch, sizes
 
 

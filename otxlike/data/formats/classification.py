@@ -33,6 +33,7 @@ from otxlike.data.formats.common import (
     read_subset,
     relative_id,
     split_of,
+    visible,
 )
 from otxlike.data.images import check_images, problems_line
 from otxlike.errors import OtxlikeError
@@ -84,7 +85,7 @@ def _keep(samples: list, entry: dict, root: Path) -> list:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in visible(folder.iterdir()) if p.is_file())
 
 
 class ImageNetFormat:
@@ -97,7 +98,7 @@ class ImageNetFormat:
 
     @staticmethod
     def _classes(root: Path) -> list[str]:
-        return sorted(d.name for d in root.iterdir() if d.is_dir() and _has_images(d))
+        return sorted(d.name for d in visible(root.iterdir()) if d.is_dir() and _has_images(d))
 
     def detect(self, path: Path) -> dict[str, dict] | None:
         """Splits found at ``path``: ``<split>/<class>/`` folders, or class folders (``all``)."""
@@ -158,7 +159,7 @@ class AnnListFormat:
             return None
         splits = {}
         for folder in (path, path / "meta"):
-            for f in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            for f in visible(folder.glob("*.txt")) if folder.is_dir() else []:
                 if split_of(f.stem) and f.name not in {"classes.txt", "labels.txt"} and self._is_list(f):
                     splits[split_of(f.stem)] = {"data_root": str(path), "ann_file": relative_id(f, path)}
         return splits or None
@@ -219,7 +220,7 @@ class CsvFormat:
                 if path.suffix.lower() == ".csv" else None
         if not path.is_dir():
             return None
-        files = sorted(path.glob("*.csv"))
+        files = visible(path.glob("*.csv"))
         splits = {split_of(f.stem): {"data_root": str(path), "ann_file": f.name} for f in files if split_of(f.stem)}
         if not splits and len(files) == 1:
             splits = {"all": {"data_root": str(path), "ann_file": files[0].name}}

@@ -44,7 +44,7 @@ def paired_split_folders(path: Path, images: str, labels: str) -> dict[str, dict
         return None
     return {split_of(d.name): {"data_root": str(path), "img_prefix": f"{images}/{d.name}",
                                "label_prefix": f"{labels}/{d.name}"}
-            for d in sorted((path / images).iterdir())
+            for d in visible((path / images).iterdir())
             if d.is_dir() and split_of(d.name) and (path / labels / d.name).is_dir()} or None
 
 
@@ -101,13 +101,35 @@ def entry_path(entry: dict, key: str, default: str) -> Path:
     return entry_root(entry) / value
 
 
+def is_hidden(path: Path, root: Path | None = None) -> bool:
+    """True if ``path``'s name, or any folder between ``root`` and it, starts with ``"."``.
+
+    Such names are not data: macOS writes ``._<name>`` AppleDouble files (resource forks, not
+    images) beside every file copied to a non-Apple disk, and ``.DS_Store``; ``.git``,
+    ``.ipynb_checkpoints`` and editors' ``.~`` files are hidden folders and files too. Every
+    listing of a data folder skips them.
+    """
+    path = Path(path)
+    parts = path.relative_to(root).parts if root is not None else (path.name,)
+    return any(part.startswith(".") for part in parts)
+
+
+def visible(paths, root: Path | None = None) -> list[Path]:
+    """``paths`` without the hidden ones (:func:`is_hidden`), sorted."""
+    return sorted(p for p in paths if not is_hidden(p, root))
+
+
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (sub-folders too if ``recursive``), sorted; [] if no folder."""
+    """Image files in ``folder`` (sub-folders too if ``recursive``), sorted; [] if no folder.
+
+    Hidden files and folders (names starting with ``.``, :func:`is_hidden`) are skipped.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, folder)
+                  and p.is_file())
 
 
 def find_class_file(*folders: Path) -> Path | None:

@@ -31,6 +31,7 @@ from otxlike.data.formats.common import (
     paired_split_folders,
     relative_id,
     split_of,
+    visible,
 )
 from otxlike.data.images import check_images, image_size, problems_line, skipping_bad
 from otxlike.errors import OtxlikeError
@@ -50,6 +51,56 @@ def _loads_masks(dataset: dict) -> bool:
                for t in dataset.get("pipeline") or [])
 
 
+def coco_classes(categories: list[dict]) -> list[str]:
+    """Class names in label order as mmdet's ``CocoDataset`` assigns labels: the order of the
+    JSON's ``categories`` list, not of their ids.
+
+    ``mmdet/datasets/coco.py`` (``load_data_list``) takes ``cat_ids = coco.get_cat_ids(cat_names=classes)``
+    and ``cat2label = {cat_id: i for i, cat_id in enumerate(cat_ids)}``; pycocotools' ``getCatIds``
+    (``pycocotools/coco.py``) returns the ids of the categories whose name is in ``classes`` in
+    the order of ``dataset['categories']``, whatever order ``classes`` has. So label ``i`` is the
+    ``i``-th category of the file, and its name must be ``classes[i]``. ``CocoMetric``
+    (``mmdet/evaluation/metrics/coco_metric.py``) maps labels back to ids the same way.
+
+    Args:
+        categories: The COCO file's ``categories`` (``id``, ``name``), in file order.
+
+    Returns:
+        One name per category, in file order.
+    """
+    return [str(c["name"]) for c in categories]
+
+
+def _fill_sizes_and_areas(images: list[dict], anns: list[dict], sizes: dict) -> bool:
+    """Fill in, in place, what mmdet and pycocotools read but a COCO file may leave out; True if
+    anything was filled (the caller then writes the completed file to the cache, never over the
+    user's file).
+
+    - an image's ``width`` / ``height``: read from the image file (``sizes``: ``{image id: (w, h)}``
+      in pixels); mmdet's ``CocoDataset.parse_data_info`` indexes ``img_info['width']``.
+    - an annotation's ``area`` (square pixels): the box's ``w * h``, as otxlike's VOC and YOLO
+      conversions (and e.g. Ultralytics' and Roboflow's box exports) write it. COCO's own files hold
+      the mask area for segmented objects; here only the ``small`` / ``medium`` / ``large`` bins
+      of ``COCOeval`` use it (``pycocotools/cocoeval.py`` ``evaluateImg`` reads ``g['area']`` and
+      raises ``KeyError`` without it; ``mmdet/datasets/coco.py`` drops annotations whose
+      ``area`` is not > 0). An ``area`` that is not a number counts as missing.
+
+    Expects checked annotations (every ``bbox`` four numbers, every ``image_id`` in ``sizes``).
+    """
+    filled = False
+    for i, img in enumerate(images):
+        if img.get("width") is None or img.get("height") is None:
+            width, height = sizes[img["id"]]
+            images[i] = {**img, "width": width, "height": height}
+            filled = True
+    for i, a in enumerate(anns):
+        area = a.get("area")
+        if not isinstance(area, (int, float)) or isinstance(area, bool):
+            anns[i] = {**a, "area": a["bbox"][2] * a["bbox"][3]}
+            filled = True
+    return filled
+
+
 def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: dict, note: str,
                converted: bool) -> SplitData:
     """Check a COCO dict (as read, or converted from another format) and hand it to ``CocoDataset``.
@@ -62,6 +113,12 @@ def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: di
         dataset: The dataset config (its pipeline says whether masks are needed).
         note: What was read, for the user.
         converted: True if ``coco`` is not the content of ``source`` (then it is written to the cache).
+
+    Returns:
+        The split, its classes in the order of ``categories`` (:func:`coco_classes`). Annotations
+        without ``area`` and images without ``width`` / ``height`` are completed
+        (:func:`_fill_sizes_and_areas`) in a copy written to the cache; the user's file is never
+        changed.
 
     Raises:
         OtxlikeError: No categories / images / annotations, ids that do not resolve, missing or
@@ -118,7 +175,8 @@ def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: di
             wrong.append(f"{img['file_name']} is {width}x{height}, the file says {img.get('width')}x{img.get('height')}")
     if wrong:
         raise OtxlikeError(f"{source}: " + problems_line("images differ in size from their annotations", wrong),
-                           "fix 'width'/'height' in the annotations (or the images)")
+                           "fix 'width'/'height' in the annotations (or the images); sizes are after the "
+                           "EXIF orientation, as training reads the images")
     bad = []
     needs_masks = _loads_masks(dataset)
     for a in anns:
@@ -140,8 +198,11 @@ def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: di
         raise OtxlikeError(f"{source}: " + problems_line("annotations are malformed", bad),
                            "a bbox is [x, y, width, height] in pixels inside the image, width and height > 0; "
                            "instance segmentation needs a polygon or RLE 'segmentation' on every annotation")
+    filled = _fill_sizes_and_areas(images, anns, sizes)
+    if filled:
+        coco, converted = {**coco, "images": images, "annotations": anns}, True
     ann_file = cached_file("coco", ".json", json.dumps(coco)) if converted else source
-    classes = [str(c["name"]) for c in sorted(cats, key=lambda c: c["id"])]
+    classes = coco_classes(cats)
     return SplitData(
         classes=classes, images=len(images), annotations=len(anns),
         items=[str(img["file_name"]) for img in images],
@@ -212,12 +273,12 @@ class CocoFormat:
             entry = self._entry(path / "annotations.json", path)
             return {"all": entry} if entry else None
         splits = {}
-        for d in sorted(path.iterdir()):
+        for d in visible(path.iterdir()):
             if d.is_dir() and split_of(d.name) and (d / "annotations.json").is_file():
                 entry = self._entry(d / "annotations.json", d)
                 if entry:
                     splits[split_of(d.name)] = entry
-        for f in sorted((path / "annotations").glob("*.json")) if (path / "annotations").is_dir() else []:
+        for f in visible((path / "annotations").glob("*.json")) if (path / "annotations").is_dir() else []:
             if split_of(f.stem) and split_of(f.stem) not in splits:
                 entry = self._entry(f, path)
                 if entry:
@@ -258,7 +319,7 @@ class VocFormat:
     def detect(self, path: Path) -> dict[str, dict] | None:
         """Splits from ``ImageSets/Main/{train,val,test}.txt`` (else one split of all XML files)."""
         root = self._root(path) if path.is_dir() else None
-        if root is None or not any((root / "Annotations").glob("*.xml")):
+        if root is None or not visible((root / "Annotations").glob("*.xml")):
             return None
         lists = root / "ImageSets" / "Main"
         splits = {s: {"data_root": str(root), "split_file": f"ImageSets/Main/{s}.txt"}
@@ -312,7 +373,7 @@ class VocFormat:
             except OSError as exc:
                 raise OtxlikeError(f"VOC split list {split_file} cannot be read ({exc.strerror})") from exc
         else:
-            ids = sorted(p.stem for p in xml_dir.glob("*.xml"))
+            ids = [p.stem for p in visible(xml_dir.glob("*.xml"))]
         missing = [i for i in ids if not (xml_dir / f"{i}.xml").is_file()]
         if missing:
             raise OtxlikeError(f"{len(missing)} ids of the split have no Annotations/<id>.xml, e.g. {missing[0]}")
@@ -321,7 +382,7 @@ class VocFormat:
         if entry.get("classes") or class_file:
             classes = read_class_file(Path(entry.get("classes") or class_file))
         else:
-            classes = sorted({obj[0] for p in xml_dir.glob("*.xml") for obj in self._parse(p)[3]})
+            classes = sorted({obj[0] for p in visible(xml_dir.glob("*.xml")) for obj in self._parse(p)[3]})
         index = {c: i + 1 for i, c in enumerate(classes)}
         unknown = sorted({o[0] for *_, objs in parsed.values() for o in objs} - set(index))
         if unknown:
@@ -351,7 +412,7 @@ class YoloFormat:
         if not path.is_dir() or not (path / "images").is_dir() or not (path / "labels").is_dir():
             return None
         splits = paired_split_folders(path, "images", "labels") or {}
-        if not splits and any((path / "labels").glob("*.txt")):
+        if not splits and visible((path / "labels").glob("*.txt")):
             splits = {"all": {"data_root": str(path), "img_prefix": "images", "label_prefix": "labels"}}
         return splits or None
 
@@ -390,7 +451,7 @@ class YoloFormat:
         classes = self._classes(entry, root)
         images = list_images(img_dir)
         stems = {p.stem for p in images}
-        orphans = sorted(p.name for p in label_dir.glob("*.txt") if p.stem not in stems)
+        orphans = [p.name for p in visible(label_dir.glob("*.txt")) if p.stem not in stems]
         if orphans:
             raise OtxlikeError(f"{len(orphans)} label files in {label_dir} have no image in {img_dir}, e.g. {orphans[0]}",
                                "every labels/<name>.txt needs images/<name>.<ext>")

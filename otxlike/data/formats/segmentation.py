@@ -36,6 +36,7 @@ from otxlike.data.formats.common import (
     read_class_file,
     read_subset,
     split_of,
+    visible,
 )
 from otxlike.data.images import check_images, image_size, problems_line
 from otxlike.errors import OtxlikeError
@@ -71,8 +72,10 @@ def seg_split(img_dir: Path, ann_dir: Path, img_suffix: str, seg_suffix: str, cl
         rel = path.relative_to(folder).as_posix()
         return rel[: len(rel) - len(suffix)]
 
-    images = {stem(p, img_dir, img_suffix): p for p in img_dir.glob(pattern + img_suffix) if p.is_file()}
-    labels = {stem(p, ann_dir, seg_suffix): p for p in ann_dir.glob(pattern + seg_suffix) if p.is_file()}
+    images = {stem(p, img_dir, img_suffix): p for p in visible(img_dir.glob(pattern + img_suffix), img_dir)
+              if p.is_file()}
+    labels = {stem(p, ann_dir, seg_suffix): p for p in visible(ann_dir.glob(pattern + seg_suffix), ann_dir)
+              if p.is_file()}
     if entry.get("split_file"):
         split_file = entry_path(entry, "split_file", "")
         try:
@@ -101,8 +104,8 @@ def seg_split(img_dir: Path, ann_dir: Path, img_suffix: str, seg_suffix: str, cl
     stems = [s for s in stems if images[s] not in bad and labels[s] not in bad]  # --skip-bad-images
     if not stems:
         raise OtxlikeError(f"{img_dir}: no readable image with a readable label map is left")
-    sizes = [f"{labels[s].name} is {image_size(labels[s])} but its image is {image_size(images[s])}"
-             for s in stems if image_size(labels[s]) != image_size(images[s])]
+    sizes = [f"{labels[s].name} is {image_size(labels[s], oriented=False)} but its image is {image_size(images[s])}"
+             for s in stems if image_size(labels[s], oriented=False) != image_size(images[s])]
     if sizes:
         raise OtxlikeError(problems_line("label maps differ in size from their images", sizes),
                            "each label map must have its image's width and height")
@@ -158,7 +161,7 @@ class MMSegFormat:
         if not path.is_dir():
             return None
         def pair(d: Path) -> bool:
-            return (d / "images").is_dir() and (d / "labels").is_dir() and any((d / "labels").glob("*.png"))
+            return (d / "images").is_dir() and (d / "labels").is_dir() and bool(visible((d / "labels").glob("*.png")))
         splits = {split_of(d.name): {"data_root": str(d)} for d in sorted(path.iterdir())
                   if d.is_dir() and split_of(d.name) and pair(d)}
         return splits or ({"all": {"data_root": str(path)}} if pair(path) else None)
@@ -230,7 +233,7 @@ class Ade20kFormat:
         """
         root = entry_root(entry)
         img_dir = entry_path(entry, "img_prefix", "images/training")
-        suffix = entry.get("img_suffix") or next((p.suffix for p in sorted(img_dir.glob("*.*"))[:1]), ".jpg")
+        suffix = entry.get("img_suffix") or next((p.suffix for p in visible(img_dir.glob("*.*"))[:1]), ".jpg")
         return seg_split(img_dir, entry_path(entry, "label_prefix", "annotations/training"), suffix, ".png",
                          _classes(entry, (root,), "ADE20KDataset"), True, entry, False, "ADE20K style (0 ignored)")
 
@@ -269,7 +272,7 @@ class VocSegFormat:
         root = entry_root(entry)
         images = root / "JPEGImages"
         if not entry.get("split_file"):  # only the labelled images: JPEGImages holds the detection set too
-            labelled = {p.stem for p in (root / "SegmentationClass").glob("*.png")}
+            labelled = {p.stem for p in visible((root / "SegmentationClass").glob("*.png"))}
             ids = sorted(labelled)
             entry = {**entry, "split_file": str(cached_file("voc-ids", ".txt", "".join(f"{i}\n" for i in ids)))}
         return seg_split(images, root / "SegmentationClass", ".jpg", ".png",
