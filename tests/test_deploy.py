@@ -362,9 +362,11 @@ def test_model_json_missing_or_broken(exports, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(exports["classification"].folder, broken)
-    (broken / "model.json").write_text("{\"format\": \"onnx\"}")
-    with pytest.raises(OtxlikeError, match="not a model.json written by otxlike"):
-        load_exported(broken)
+    info = json.loads((broken / "model.json").read_text())
+    for doc in ({"format": "onnx"}, {k: v for k, v in info.items() if k != "outputs"}):
+        (broken / "model.json").write_text(json.dumps(doc))
+        with pytest.raises(OtxlikeError, match="not a model.json written by otxlike"):
+            load_exported(broken)
     (broken / "model.json").unlink()
     with pytest.raises(OtxlikeError, match="no model.json"):
         load_exported(broken / "model.onnx")

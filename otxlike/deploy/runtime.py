@@ -77,6 +77,7 @@ def load_exported(path: Path, device: str = "CPU") -> LoadedModel:
         info = json.loads(info_path.read_text())
         fmt, model_file = info["format"], info_path.parent / info["model"]
         info["task"], info["input"]["shape"]
+        names = [o["name"] for o in info["outputs"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise OtxlikeError(f"{info_path} is not a model.json written by otxlike ({type(exc).__name__}: {exc})",
                            "export the model again with 'otxlike export'") from exc
@@ -84,7 +85,6 @@ def load_exported(path: Path, device: str = "CPU") -> LoadedModel:
         raise OtxlikeError(f"unknown format '{fmt}' in {info_path}", f"formats: {', '.join(MODEL_FILES)}")
     if not model_file.is_file():
         raise OtxlikeError(f"{model_file} (named in {info_path.name}) does not exist", "export the model again")
-    names = [o["name"] for o in info["outputs"]]
     try:
         run = _RUNNERS[fmt](model_file, names, device)
     except OtxlikeError:
