@@ -177,3 +177,32 @@ def test_a_worker_that_dies_ends_the_run_with_its_rank(workspace):
     history = Workspace.load(ws.root).manifest["history"]
     assert history[-1]["action"] == "train" and history[-1]["status"] == "failed"
     assert not (ws.outputs / "latest").exists()
+
+
+def test_one_process_reports_the_lr_model_py_auto_scale_lr_trains_with(monkeypatch):
+    """mmengine's ``Runner.scale_lr`` scales in a world of one too when model.py enables
+    ``auto_scale_lr``: lr x batch / base_batch_size (Goyal et al. 2017's linear rule), so
+    hparams.yaml's ``lr_scaled`` and the summary line say so; without ``base_batch_size`` the run
+    is refused before it starts (mmengine would assert once training began)."""
+    from mmengine.config import Config
+
+    from otxlike.cli.render.progress import hparams_line
+    from otxlike.engine.distributed import distribute
+    from otxlike.errors import OtxlikeError
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = Config(dict(train_dataloader=dict(batch_size=32), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+                      auto_scale_lr=dict(enable=True, base_batch_size=256)))
+    used = distribute(cfg, "cpu")
+    assert used == {"world_size": 1, "global_batch": 32, "lr_scaled": pytest.approx(0.1 * 32 / 256)}
+    line = hparams_line({"epochs": 1, "batch_size": 32, "optimizer": "SGD", "lr": 0.1, "schedulers": [],
+                         "warmup_iters": 0, "eval_interval": 1, "eval_key": "accuracy/top1", "early_stop": None,
+                         "precision": "fp32", "device": "cpu", "seed": 0, "cfg_options": [],
+                         **used})
+    assert "SGD lr 0.0125 (0.1 x 0.125, linear scaling)" in line
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=256)
+    assert distribute(cfg, "cpu")["lr_scaled"] == 0.1
+    cfg.auto_scale_lr = dict(enable=True)
+    with pytest.raises(OtxlikeError, match="no base_batch_size"):
+        distribute(cfg, "cpu")

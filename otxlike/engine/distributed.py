@@ -30,6 +30,8 @@ from __future__ import annotations
 import os
 from typing import Callable, TypeVar
 
+from otxlike.errors import OtxlikeError
+
 T = TypeVar("T")
 
 
@@ -84,15 +86,20 @@ def distribute(cfg, device: str, batch_size_key: str = "train_dataloader.batch_s
 
     Returns:
         ``world_size``, ``global_batch`` (images per optimizer step, all processes),
-        ``lr_scaled`` (the learning rate the run trains with after scaling; ``lr`` in
-        hparams.yaml stays the one given for one process). A world of one gives
-        ``world_size: 1`` and changes nothing.
+        ``lr_scaled`` (the learning rate the run trains with after mmengine's scaling, which
+        applies in a world of one too when model.py enables ``auto_scale_lr``; ``lr`` in
+        hparams.yaml stays the one given). A world of one changes nothing in ``cfg``.
+
+    Raises:
+        OtxlikeError: model.py enables ``auto_scale_lr`` without ``base_batch_size`` (mmengine
+            asserts on it once the run has started).
     """
     rank, size = world()
     batch = cfg.train_dataloader.batch_size
     lr = cfg.optim_wrapper.optimizer.get("lr")
+    rule = cfg.get("auto_scale_lr")
     if size == 1:
-        return {"world_size": 1, "global_batch": batch, "lr_scaled": lr}
+        return {"world_size": 1, "global_batch": batch, "lr_scaled": _scaled_lr(rule, lr, batch)}
     cfg.launcher = "pytorch"
     if device == "cpu":
         wrapper = dict(cfg.get("model_wrapper_cfg") or {})
@@ -102,11 +109,24 @@ def distribute(cfg, device: str, batch_size_key: str = "train_dataloader.batch_s
         wrapper.setdefault("broadcast_buffers", False)
         wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
         cfg.model_wrapper_cfg = wrapper
-    rule = cfg.get("auto_scale_lr")
     if rule is None:
         rule = cfg.auto_scale_lr = dict(enable=True, base_batch_size=batch)
-    scaled = lr * size * batch / rule["base_batch_size"] if rule.get("enable") and lr is not None else lr
-    return {"world_size": size, "global_batch": size * batch, "lr_scaled": scaled}
+    return {"world_size": size, "global_batch": size * batch, "lr_scaled": _scaled_lr(rule, lr, size * batch)}
+
+
+def _scaled_lr(rule: dict | None, lr: float | None, global_batch: int) -> float | None:
+    """The learning rate mmengine trains with under ``auto_scale_lr`` ``rule``: ``lr`` x
+    ``global_batch / base_batch_size`` when enabled (``Runner.scale_lr``, mmengine/runner/runner.py).
+
+    Raises:
+        OtxlikeError: Enabled without ``base_batch_size``.
+    """
+    if not rule or not rule.get("enable", False) or lr is None:
+        return lr
+    if "base_batch_size" not in rule:
+        raise OtxlikeError("model.py's auto_scale_lr is enabled but has no base_batch_size",
+                           "add base_batch_size=<the batch size its lr is given for> to auto_scale_lr")
+    return lr * global_batch / rule["base_batch_size"]
 
 
 def norm_sync_hook():

@@ -71,8 +71,8 @@ def hparams_line(hp: dict) -> str:
     world = hp.get("world_size", 1)
     if world > 1:  # otxlike.engine.distributed.distribute: per-process batch kept, lr scaled
         parts[1] = f"batch {hp['batch_size']} x {world} processes = {hp['global_batch']}"
-        if hp["lr_scaled"] != hp["lr"]:
-            parts[2] = f"{hp['optimizer']} lr {hp['lr_scaled']:g} ({hp['lr']:g} x {hp['lr_scaled'] / hp['lr']:g}, linear scaling)"
+    if hp.get("lr_scaled") is not None and hp["lr"] and hp["lr_scaled"] != hp["lr"]:  # also model.py's auto_scale_lr
+        parts[2] = f"{hp['optimizer']} lr {hp['lr_scaled']:g} ({hp['lr']:g} x {hp['lr_scaled'] / hp['lr']:g}, linear scaling)"
     if hp["warmup_iters"]:
         parts.append(f"warm-up {hp['warmup_iters']} iters")
     parts.append(f"eval every {hp['eval_interval']} on {hp['eval_key']}")
