@@ -177,6 +177,12 @@ def test_detection_checks_name_the_file(tmp_path, canvases, copy_split):
     (broken / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(OtxlikeError, match=r"annotation 1 has box \[100, 100, 50, 50\] outside its 128x128 image"):
         create_workspace("detection", tmp_path / "b", train_root=broken)
+    # two categories of one name: mmdet looks a label's category up by name (getCatIds(catNms=...))
+    twin = {**coco, "categories": coco["categories"] + [{**coco["categories"][0], "id": 99}]}
+    (broken / "annotations.json").write_text(json.dumps(twin))
+    name = coco["categories"][0]["name"]
+    with pytest.raises(OtxlikeError, match=f"categories {coco['categories'][0]['id']}, 99 share the name '{name}'"):
+        create_workspace("detection", tmp_path / "b", train_root=broken)
 
     writers.write_yolo(canvases, tmp_path / "yolo")
     label = sorted((tmp_path / "yolo" / "labels" / "train").iterdir())[0]

@@ -131,6 +131,15 @@ def coco_split(coco: dict, source: Path, img_dir: Path, entry: dict, dataset: di
     images, anns, cats = (coco.get(k) or [] for k in ("images", "annotations", "categories"))
     if not cats:
         raise OtxlikeError(f"COCO file {source} has no categories", "add the class list as 'categories'")
+    seen: dict = {}
+    for c in cats:
+        seen.setdefault(str(c.get("name")), []).append(c.get("id"))
+    shared = {name: ids for name, ids in seen.items() if len(ids) > 1}
+    if shared:  # mmdet finds a label's category by name (pycocotools getCatIds(catNms=...))
+        name, ids = next(iter(shared.items()))
+        raise OtxlikeError(f"COCO file {source}: categories {', '.join(map(str, ids))} share the name '{name}'"
+                           + (f" ({len(shared)} names are shared)" if len(shared) > 1 else ""),
+                           "give each category its own name, or merge them into one id")
     subset = read_subset(entry)
     if subset is not None:
         check_subset(subset, [str(img.get("file_name")) for img in images], img_dir)
