@@ -2,6 +2,7 @@
 effective when good (read back from what mmengine built and saved, not from our own config)."""
 
 import json
+import os
 import math
 
 import pytest
@@ -245,3 +246,19 @@ def test_custom_optimizer_schedule_loss_and_metric_from_the_workspace(tiny):
     assert run.checkpoint.name.startswith("best_balanced_accuracy_epoch_")
     config = next(run.run_dir.glob("*/vis_data/config.py")).read_text()
     assert "SmoothedCrossEntropy" in config and "HalvingLR" in config
+
+
+@pytest.mark.parametrize("saved, hidden", [("cpu", True), ("auto", False)])
+def test_resume_hides_the_gpu_when_the_run_trained_on_the_cpu(cli, tiny, monkeypatch, saved, hidden):
+    """``--resume`` refuses ``--device`` and trains on the run's own device, so the command reads
+    that device from the run's hparams.yaml and hides CUDA before torch is imported (mmengine
+    uses what torch sees) for a run that trained on the CPU."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    run = tiny.outputs / "20260101_000000_train"
+    run.mkdir(parents=True)
+    (run / "epoch_1.pth").write_bytes(b"")
+    (run / "last_checkpoint").write_text(str(run / "epoch_1.pth"))
+    (run / "hparams.yaml").write_text(yaml.safe_dump({"overrides": {"device": saved}}))
+    # a flag --resume refuses: the command stops after choosing the device, before training
+    assert "only --epochs can change" in _one_error_line(cli("train", "--resume", "--lr", "0.1", cwd=tiny.root))
+    assert (os.environ.get("CUDA_VISIBLE_DEVICES") == "") is hidden

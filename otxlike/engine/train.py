@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from otxlike.engine.checkpoints import checkpoint_loading
 from otxlike.engine.config import load_config
 from otxlike.engine.hooks import Progress, progress_hook, resumed_schedule_hook, step_counter
@@ -25,7 +23,7 @@ from otxlike.data.images import image_check
 from otxlike.engine.weights import preflight
 from otxlike.errors import OtxlikeError, one_line
 from otxlike.fileio import atomic_write_text, dump_yaml
-from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, resumable_run, write_metrics
+from otxlike.workspace.runs import find_checkpoint, new_run_dir, point_latest, resumable_run, saved_overrides, write_metrics
 from otxlike.workspace.workspace import Workspace, config_scope
 
 
@@ -81,8 +79,7 @@ def train(ws: Workspace, epochs: int | None = None, on_progress: Callable[[Progr
         if run_dir is None:
             raise OtxlikeError("no interrupted training run to resume in outputs/",
                                "run 'otxlike train' (a run stopped after its first checkpoint can be resumed)")
-        saved = yaml.safe_load((run_dir / "hparams.yaml").read_text(encoding="utf-8")).get("overrides") or {}
-        hp = HParams.from_json(saved)
+        hp = HParams.from_json(saved_overrides(run_dir))
     if epochs is not None:
         hp = dataclasses.replace(hp, epochs=epochs)
     hp.check()

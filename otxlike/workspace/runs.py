@@ -104,6 +104,26 @@ def resumable_run(ws: Workspace) -> Path | None:
     return None
 
 
+def saved_overrides(run_dir: Path) -> dict:
+    """The ``otxlike train`` flags a run was started with: ``overrides`` of its ``hparams.yaml``
+    (:meth:`otxlike.engine.hparams.HParams.to_json`), or {} if it has none.
+
+    Raises:
+        OtxlikeError: ``hparams.yaml`` cannot be read or is not YAML.
+    """
+    import yaml
+
+    from otxlike.errors import OtxlikeError
+
+    path = run_dir / "hparams.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise OtxlikeError(f"{path} cannot be read ({type(exc).__name__})",
+                           "start a new run without --resume") from exc
+    return (doc.get("overrides") if isinstance(doc, dict) else None) or {}
+
+
 def run_failed(run_dir: Path) -> bool:
     """True if the run's metrics.json says it stopped on an error (``status: failed``)."""
     try:

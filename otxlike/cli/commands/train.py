@@ -68,7 +68,14 @@ def train(
         launch = Launch(nproc=nproc, gpus=gpus, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
                         master_port=master_port, rdzv_endpoint=rdzv_endpoint)
         launch.check(hp)
-        if device == "cpu" and not launch.wanted:
+        run_device = device
+        if resume and not launch.wanted:  # --resume trains on the run's own device (train refuses --device)
+            from otxlike.workspace.runs import resumable_run, saved_overrides
+            from otxlike.workspace.workspace import Workspace
+
+            run = resumable_run(Workspace.load(workspace))
+            run_device = saved_overrides(run).get("device", device) if run is not None else device
+        if run_device == "cpu" and not launch.wanted:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # torch must not see the GPU: mmengine uses what it sees
         from otxlike.cli.render.progress import train_progress
         from otxlike.cli.render.tables import metrics_table
