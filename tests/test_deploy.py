@@ -439,3 +439,21 @@ def test_optimize_int8_classification(tmp_path, digits, cli):
     again = subprocess.run([sys.executable, "-m", "otxlike", "optimize", "-w", str(ws_root), "--model", str(folder)],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "optimize quantizes FP32 OpenVINO models" in again.stderr
+
+
+@pytest.mark.parametrize("classes, painted", [(("background", "cat"), {1}), (("wall", "floor"), {0, 1})])
+def test_segmentation_pictures_paint_every_class_but_background(tmp_path, classes, painted):
+    """Class 0 is a class like the others (ADE20K's "wall"); only one named background is left as
+    the image shows it."""
+    from PIL import Image
+
+    from otxlike.deploy.predict import MIN_PICTURE_SIDE, draw
+
+    pixels = np.full((MIN_PICTURE_SIDE, MIN_PICTURE_SIDE, 3), 128, np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "grey.png")
+    class_map = np.zeros((MIN_PICTURE_SIDE, MIN_PICTURE_SIDE), np.int64)
+    class_map[:, MIN_PICTURE_SIDE // 2:] = 1
+    picture = np.asarray(draw(tmp_path / "grey.png", {"class_map": class_map}, "segmentation", list(classes)))
+    row = MIN_PICTURE_SIDE // 2  # below the legend
+    changed = {c for c, x in ((0, 0), (1, MIN_PICTURE_SIDE - 1)) if (picture[row, x] != 128).any()}
+    assert changed == painted

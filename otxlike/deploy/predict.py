@@ -111,12 +111,15 @@ def draw(image_path: Path, result: dict, task: str, classes: list[str]):
     base = np.asarray(canvas, np.float32)
     if task == "segmentation":
         class_map = enlarge(result["class_map"])
-        colours = np.array([(0, 0, 0)] + [PALETTE[c % len(PALETTE)] for c in range(len(classes) - 1)], np.uint8)
-        painted = class_map[..., None] > 0
+        # every class is painted but one named background (VOC's and the digits' class 0; ADE20K's
+        # class 0 is "wall", a class like the others)
+        unpainted = [c for c, name in enumerate(classes) if str(name).lower() == "background"]
+        colours = np.array([PALETTE[c % len(PALETTE)] for c in range(len(classes))], np.uint8)
+        painted = ~np.isin(class_map, unpainted)[..., None]
         canvas = Image.fromarray(np.where(painted, 0.4 * base + 0.6 * colours[class_map], base).astype(np.uint8))
-        pen, x = ImageDraw.Draw(canvas), 2  # a legend of the classes found (class 0 is the background)
+        pen, x = ImageDraw.Draw(canvas), 2  # a legend of the classes painted
         for c in np.unique(class_map):
-            if c == 0:
+            if c in unpainted:
                 continue
             name = str(classes[c])
             pen.rectangle([x, 2, x + 10 + 6 * len(name), 15], fill=tuple(int(v) for v in colours[c]))
