@@ -161,7 +161,7 @@ def list_images(source: Path) -> list[Path]:
     """The image files of ``source`` (one file, or a folder's files sorted by name, not recursive).
 
     Hidden files (names starting with ``.``: macOS ``._<name>`` AppleDouble files, ``.DS_Store``)
-    of a folder are skipped, as the data formats skip them (``otxlike.data.formats.common.is_hidden``);
+    of a folder are skipped, by the data formats' rule (``otxlike.data.formats.common.is_hidden``);
     a file given by name is read whatever its name.
 
     Raises:
@@ -172,8 +172,10 @@ def list_images(source: Path) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise OtxlikeError(f"{source} does not exist", "pass an image file or a folder of images")
+    from otxlike.data.formats.common import is_hidden
+
     images = sorted(p for p in source.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p) and p.is_file())
     if not images:
         raise OtxlikeError(f"no images in {source}", f"put {', '.join(IMAGE_SUFFIXES)} files there")
     return images
